@@ -1,16 +1,65 @@
-"""oscsim: topographic coupled oscillator networks — simulate, train, analyse."""
+"""oscsim: topographic coupled oscillator networks — simulate, train, analyse.
+
+The public API: `OscillatorNetwork` (the vector field), `integrate` (every method),
+`NetworkParameters` (a torch-free description), configuration and trajectory I/O.
+Submodules that need torch are imported on first use, so ``import oscsim`` stays light
+and the Numba reference (`oscsim.reference`) never pulls torch in.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from oscsim.errors import IntegrationError, OscsimInputError, OscsimWarning
 from oscsim.parameters import ACTIVATIONS, COUPLINGS, NetworkParameters
 
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:
+    from oscsim.config import SimulationConfig, load_config, parse_config
+    from oscsim.integrate import Solution, integrate
+    from oscsim.io import read_trajectory, trajectory_dataset, write_trajectory
+    from oscsim.network import OscillatorNetwork
+    from oscsim.simulate import simulate
+
+_LAZY = {
+    "OscillatorNetwork": "oscsim.network",
+    "integrate": "oscsim.integrate",
+    "Solution": "oscsim.integrate",
+    "SimulationConfig": "oscsim.config",
+    "load_config": "oscsim.config",
+    "parse_config": "oscsim.config",
+    "simulate": "oscsim.simulate",
+    "read_trajectory": "oscsim.io",
+    "write_trajectory": "oscsim.io",
+    "trajectory_dataset": "oscsim.io",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'oscsim' has no attribute {name!r}")
+
+
 __all__ = [
     "ACTIVATIONS",
     "COUPLINGS",
     "IntegrationError",
     "NetworkParameters",
+    "OscillatorNetwork",
     "OscsimInputError",
     "OscsimWarning",
+    "SimulationConfig",
+    "Solution",
     "__version__",
+    "integrate",
+    "load_config",
+    "parse_config",
+    "read_trajectory",
+    "simulate",
+    "trajectory_dataset",
+    "write_trajectory",
 ]

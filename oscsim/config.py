@@ -1,0 +1,435 @@
+"""Simulation configuration (DESIGN §5): TOML in, validated frozen dataclasses out.
+
+Every key is declared once in `SCHEMA` with its type, default and rule; unknown keys,
+wrong types and disallowed values are refused with a message that names the key and what
+is allowed. ``--set section.key=value`` overrides parse ``value`` as a TOML value.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from oscsim.errors import OscsimInputError
+from oscsim.parameters import ACTIVATIONS, COUPLINGS, NetworkParameters
+from oscsim.solvers.registry import METHODS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+INITIAL_KINDS = ("gaussian", "random", "zeros", "plane_wave", "file")
+BACKENDS = ("torch", "numba")
+DTYPES = ("float32", "float64")
+NUMBA_METHODS = ("euler", "rk4", "imex", "dopri5")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _nonnegative_or_list(key: str, value: Any) -> None:
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(_number(v) and v >= 0 and math.isfinite(v) for v in values):
+        raise OscsimInputError(f"{key} must be a number >= 0 or a list of them, got {value!r}")
+
+
+def _positive(key: str, value: Any) -> None:
+    if not (_number(value) and value > 0 and math.isfinite(value)):
+        raise OscsimInputError(f"{key} must be a number > 0, got {value!r}")
+
+
+def _one_of(*allowed: str) -> Callable[[str, Any], None]:
+    def check(key: str, value: Any) -> None:
+        if value not in allowed:
+            raise OscsimInputError(f"{key} must be one of {', '.join(allowed)}; got {value!r}")
+
+    return check
+
+
+def _int_at_least(low: int) -> Callable[[str, Any], None]:
+    def check(key: str, value: Any) -> None:
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
+            raise OscsimInputError(f"{key} must be an integer >= {low}, got {value!r}")
+
+    return check
+
+
+def _grid(key: str, value: Any) -> None:
+    if not (
+        isinstance(value, list)
+        and len(value) in (1, 2)
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+    ):
+        raise OscsimInputError(
+            f"{key} must be [n] (a ring) or [h, w] (a torus) of positive integers, got {value!r}"
+        )
+
+
+def _odd_size(key: str, value: Any) -> None:
+    _int_at_least(1)(key, value)
+    if value % 2 == 0:
+        raise OscsimInputError(f"{key} must be odd (1, 3, 5, …), got {value}")
+
+
+def _nested_numbers(key: str, value: Any) -> None:
+    if value is None:
+        return
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise OscsimInputError(f"{key} must be a (nested) list of numbers: {error}") from None
+    if array.ndim == 0 or not np.all(np.isfinite(array)):
+        raise OscsimInputError(f"{key} must be a (nested) list of finite numbers")
+
+
+def _number_list(key: str, value: Any) -> None:
+    if value is None:
+        return
+    if not (isinstance(value, list) and value and all(_number(v) for v in value)):
+        raise OscsimInputError(f"{key} must be a list of numbers, got {value!r}")
+
+
+def _any_number(key: str, value: Any) -> None:
+    if not _number(value):
+        raise OscsimInputError(f"{key} must be a number, got {value!r}")
+
+
+def _optional_number(key: str, value: Any) -> None:
+    if value is not None and not _number(value):
+        raise OscsimInputError(f"{key} must be a number, got {value!r}")
+
+
+def _text(key: str, value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        raise OscsimInputError(f"{key} must be a string, got {value!r}")
+
+
+def _bias(key: str, value: Any) -> None:
+    if _number(value):
+        return
+    _nested_numbers(key, value)
+
+
+Check = Callable[[str, Any], None]
+
+#: section -> key -> (default, check). ``None`` defaults mean "absent / derived".
+SCHEMA: dict[str, dict[str, tuple[Any, Check]]] = {
+    "network": {
+        "grid": ([32, 32], _grid),
+        "channels": (1, _int_at_least(1)),
+        "coupling": ("local", _one_of(*COUPLINGS)),
+        "kernel_size": (3, _odd_size),
+        "kernel_position": (None, _nested_numbers),
+        "kernel_velocity": (None, _nested_numbers),
+        "gamma": (1.0, _nonnegative_or_list),
+        "epsilon": (0.1, _nonnegative_or_list),
+        "bias": (0.0, _bias),
+        "activation": ("tanh", _one_of(*ACTIVATIONS)),
+        "seed": (0, _int_at_least(0)),
+    },
+    "initial": {
+        "kind": ("gaussian", _one_of(*INITIAL_KINDS)),
+        "amplitude": (1.0, _any_number),
+        "width": (2.0, _positive),
+        "center": (None, _number_list),
+        "wavevector": (None, _number_list),
+        "frequency": (None, _optional_number),
+        "samples": (1, _int_at_least(1)),
+        "seed": (0, _int_at_least(0)),
+        "path": (None, _text),
+    },
+    "solver": {
+        "method": ("rk4", _one_of(*METHODS)),
+        "dt": (0.01, _positive),
+        "t_end": (10.0, _positive),
+        "save_every": (10, _int_at_least(1)),
+        "backend": ("torch", _one_of(*BACKENDS)),
+        "dtype": ("float64", _one_of(*DTYPES)),
+        "rtol": (1e-7, _positive),
+        "atol": (1e-9, _positive),
+        "device": ("cpu", _text),
+        "progress": (True, lambda k, v: _check_bool(k, v)),
+    },
+    "output": {
+        "path": ("run.nc", _text),
+    },
+}
+
+
+def _check_bool(key: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise OscsimInputError(f"{key} must be true or false, got {value!r}")
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """``[network]``: the oscillator network."""
+
+    grid: list[int]
+    channels: int
+    coupling: str
+    kernel_size: int
+    kernel_position: Any
+    kernel_velocity: Any
+    gamma: float | list[float]
+    epsilon: float | list[float]
+    bias: Any
+    activation: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class InitialConfig:
+    """``[initial]``: the initial state (see `oscsim.initial`)."""
+
+    kind: str
+    amplitude: float
+    width: float
+    center: list[float] | None
+    wavevector: list[float] | None
+    frequency: float | None
+    samples: int
+    seed: int
+    path: str | None
+
+
+@dataclass(frozen=True)
+class SolverConfig:
+    """``[solver]``: method, step, horizon, saving, backend and precision."""
+
+    method: str
+    dt: float
+    t_end: float
+    save_every: int
+    backend: str
+    dtype: str
+    rtol: float
+    atol: float
+    device: str
+    progress: bool
+
+    @property
+    def n_frames(self) -> int:
+        """Saved frames: ``t = 0`` and every ``save_every·dt`` through ``t_end``."""
+        return int(math.floor(self.t_end / (self.save_every * self.dt) + 1e-9)) + 1
+
+    def frame_times(self) -> np.ndarray:
+        """The saved times ``k·save_every·dt``."""
+        return np.arange(self.n_frames) * self.save_every * self.dt
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """``[output]``: where the trajectory goes (``.nc`` or ``.zarr``)."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """A whole, validated simulation configuration."""
+
+    network: NetworkConfig
+    initial: InitialConfig
+    solver: SolverConfig
+    output: OutputConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (JSON/TOML-able) that `parse_config` accepts back."""
+        return {
+            name: {k: v for k, v in asdict(getattr(self, name)).items() if v is not None}
+            for name in SCHEMA
+        }
+
+    def to_json(self) -> str:
+        """The configuration as JSON (stored in trajectory attrs)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def network_parameters(self) -> NetworkParameters:
+        """The network's numbers, kernels not given drawn from ``network.seed``."""
+        return build_network_parameters(self.network)
+
+
+def _kernel_array(key: str, value: Any, net: NetworkConfig) -> np.ndarray | None:
+    if value is None:
+        return None
+    array = np.asarray(value, dtype=np.float64)
+    d, c = len(net.grid), net.channels
+    if net.coupling == "local" and array.ndim == d and c == 1:
+        array = array.reshape((1, 1) + array.shape)  # a single-channel k (or k×k) kernel
+    if net.coupling in ("local", "locally_connected"):
+        k = array.shape[-1]
+        if k % 2 == 0:
+            raise OscsimInputError(f"network.{key} has even size {k}; kernel sizes must be odd")
+        if k != net.kernel_size:
+            raise OscsimInputError(
+                f"network.{key} has size {k} but network.kernel_size is {net.kernel_size}"
+            )
+    return array
+
+
+def build_network_parameters(net: NetworkConfig) -> NetworkParameters:
+    """`NetworkParameters` from a ``[network]`` section (kernels not given are random)."""
+    if net.coupling == "none" and (
+        net.kernel_position is not None or net.kernel_velocity is not None
+    ):
+        raise OscsimInputError("network.kernel_* must be absent when network.coupling = 'none'")
+    try:
+        return NetworkParameters.random(
+            tuple(net.grid),
+            net.channels,
+            net.coupling,
+            kernel_size=net.kernel_size,
+            gamma=np.asarray(net.gamma, dtype=np.float64),
+            epsilon=np.asarray(net.epsilon, dtype=np.float64),
+            bias=np.asarray(net.bias, dtype=np.float64),
+            activation=net.activation,
+            rng=net.seed,
+            kernel_position=_kernel_array("kernel_position", net.kernel_position, net),
+            kernel_velocity=_kernel_array("kernel_velocity", net.kernel_velocity, net),
+        )
+    except OscsimInputError as error:
+        raise OscsimInputError(f"[network] {error}") from None
+
+
+def parse_config(raw: Mapping[str, Any]) -> SimulationConfig:
+    """Validate a nested mapping (as read from TOML) into a `SimulationConfig`.
+
+    Raises
+    ------
+    OscsimInputError
+        Naming the first unknown or bad key and what is allowed.
+    """
+    if not isinstance(raw, Mapping):
+        raise OscsimInputError(f"a configuration must be a table, got {type(raw).__name__}")
+    unknown_sections = sorted(set(raw) - set(SCHEMA))
+    if unknown_sections:
+        raise OscsimInputError(
+            f"unknown section [{unknown_sections[0]}]; allowed sections: {', '.join(SCHEMA)}"
+        )
+    sections: dict[str, dict[str, Any]] = {}
+    for section, keys in SCHEMA.items():
+        given = raw.get(section, {})
+        if not isinstance(given, Mapping):
+            raise OscsimInputError(f"[{section}] must be a table of keys")
+        unknown = sorted(set(given) - set(keys))
+        if unknown:
+            raise OscsimInputError(
+                f"unknown key {section}.{unknown[0]}; allowed keys in [{section}]: "
+                f"{', '.join(keys)}"
+            )
+        values: dict[str, Any] = {}
+        for key, (default, check) in keys.items():
+            value = copy.deepcopy(given.get(key, default))
+            if key in given or value is not None:
+                check(f"{section}.{key}", value)
+            if isinstance(default, float) and isinstance(value, int):
+                value = float(value)
+            values[key] = value
+        sections[section] = values
+    config = SimulationConfig(
+        network=NetworkConfig(**sections["network"]),
+        initial=InitialConfig(**sections["initial"]),
+        solver=SolverConfig(**sections["solver"]),
+        output=OutputConfig(**sections["output"]),
+    )
+    _check_consistency(config)
+    return config
+
+
+def _check_consistency(config: SimulationConfig) -> None:
+    net, init, solver = config.network, config.initial, config.solver
+    if net.coupling in ("local", "locally_connected") and any(
+        g < net.kernel_size for g in net.grid
+    ):
+        raise OscsimInputError(
+            f"network.grid {net.grid} is smaller than network.kernel_size {net.kernel_size}; "
+            "every grid side must be at least the kernel size"
+        )
+    for key in ("center", "wavevector"):
+        value = getattr(init, key)
+        if value is not None and len(value) != len(net.grid):
+            raise OscsimInputError(
+                f"initial.{key} must have {len(net.grid)} entries (one per grid axis, in "
+                f"the order of network.grid), got {value}"
+            )
+    if init.kind == "file" and not init.path:
+        raise OscsimInputError("initial.kind = 'file' needs initial.path (a trajectory file)")
+    if solver.backend == "numba":
+        if solver.method not in NUMBA_METHODS:
+            raise OscsimInputError(
+                f"solver.method {solver.method!r} is not available with solver.backend = "
+                f"'numba'; allowed: {', '.join(NUMBA_METHODS)}"
+            )
+        if solver.dtype != "float64":
+            raise OscsimInputError(
+                "solver.backend = 'numba' computes in float64: set solver.dtype = 'float64'"
+            )
+    if solver.t_end < solver.save_every * solver.dt:
+        raise OscsimInputError(
+            f"solver.t_end = {solver.t_end} is shorter than one saved interval "
+            f"(save_every·dt = {solver.save_every * solver.dt}); nothing would be saved"
+        )
+    if not config.output.path.endswith((".nc", ".zarr")):
+        raise OscsimInputError(f"output.path must end in .nc or .zarr, got {config.output.path!r}")
+    # Validates kernels, gamma, epsilon and bias shapes now, before any work.
+    build_network_parameters(net)
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text  # a bare word such as rk4 or tanh
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """A copy of ``raw`` with each ``section.key=value`` applied (value parsed as TOML)."""
+    result = copy.deepcopy(dict(raw))
+    for item in overrides:
+        name, sep, text = item.partition("=")
+        section, dot, key = name.strip().partition(".")
+        if not sep or not dot or not key:
+            raise OscsimInputError(
+                f"--set expects section.key=value (for example network.gamma=0.5), got {item!r}"
+            )
+        if section not in SCHEMA:
+            raise OscsimInputError(
+                f"--set {item!r}: unknown section [{section}]; allowed: {', '.join(SCHEMA)}"
+            )
+        if key not in SCHEMA[section]:
+            raise OscsimInputError(
+                f"--set {item!r}: unknown key {section}.{key}; allowed keys in [{section}]: "
+                f"{', '.join(SCHEMA[section])}"
+            )
+        result.setdefault(section, {})
+        result[section] = dict(result[section])
+        result[section][key] = _parse_value(text.strip())
+    return result
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file, with a one-line error for a missing or malformed file."""
+    source = Path(path)
+    try:
+        with source.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise OscsimInputError(f"config file {str(source)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise OscsimInputError(f"config file {str(source)!r} is not valid TOML: {error}") from None
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> SimulationConfig:
+    """Read, override and validate a TOML configuration file."""
+    return parse_config(apply_overrides(read_toml(path), overrides))

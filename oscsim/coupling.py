@@ -1,0 +1,137 @@
+"""Coupling operators ``K ⋆ x`` between oscillators (DESIGN §1).
+
+Each coupling is a small `torch.nn.Module` mapping a state of shape ``(B, C, *grid)`` to a
+tensor of the same shape. ``none`` has no module: the network skips the term.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from oscsim.errors import OscsimInputError
+
+
+def circular_pad(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Pad the trailing 1 or 2 spatial dims of ``x`` periodically by ``radius`` cells."""
+    ndim = x.dim() - 2
+    if radius == 0:
+        return x
+    return F.pad(x, (radius,) * (2 * ndim), mode="circular")
+
+
+class LocalCoupling(nn.Module):
+    """Circular cross-correlation with one kernel shared by every cell.
+
+    ``(K ⋆ x)[o, i, j] = Σ_{c,a,b} K[o, c, a, b] · x[c, i + a − r, j + b − r]`` (indices
+    mod the grid, ``r = k // 2``), i.e. ``conv2d`` with circular padding (``conv1d`` on a ring).
+
+    Parameters
+    ----------
+    weight
+        ``(C, C, k)`` for a ring or ``(C, C, k, k)`` for a torus; ``k`` odd.
+    """
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        if weight.dim() not in (3, 4) or weight.shape[-1] % 2 == 0:
+            raise OscsimInputError(
+                f"local kernel must have shape (C, C, k) or (C, C, k, k) with odd k, "
+                f"got {tuple(weight.shape)}"
+            )
+        self.weight = nn.Parameter(weight.clone())
+        self.radius = weight.shape[-1] // 2
+        self._conv = F.conv1d if weight.dim() == 3 else F.conv2d
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv(circular_pad(x, self.radius), self.weight)
+
+
+class GlobalCoupling(nn.Module):
+    """A dense matrix over every oscillator of every channel: the original coRNN coupling.
+
+    Parameters
+    ----------
+    weight
+        ``(C·N, C·N)``, acting on the state flattened in ``(channel, *grid)`` C order.
+    """
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        if weight.dim() != 2 or weight.shape[0] != weight.shape[1]:
+            raise OscsimInputError(
+                f"global coupling matrix must be square, got {tuple(weight.shape)}"
+            )
+        self.weight = nn.Parameter(weight.clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.flatten(1) @ self.weight.T).reshape(x.shape)
+
+
+class LocallyConnectedCoupling(nn.Module):
+    """Like `LocalCoupling`, but every cell has its own kernel (untied weights).
+
+    Parameters
+    ----------
+    weight
+        ``(C, C, *grid, k)`` on a ring or ``(C, C, h, w, k, k)`` on a torus.
+    """
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        if weight.dim() not in (4, 6) or weight.shape[-1] % 2 == 0:
+            raise OscsimInputError(
+                "locally connected kernel must have shape (C, C, n, k) or (C, C, h, w, k, k) "
+                f"with odd k, got {tuple(weight.shape)}"
+            )
+        self.weight = nn.Parameter(weight.clone())
+        self.ndim = 1 if weight.dim() == 4 else 2
+        self.radius = weight.shape[-1] // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = self.weight.shape[-1]
+        padded = circular_pad(x, self.radius)
+        if self.ndim == 1:
+            patches = padded.unfold(2, k, 1)  # (B, C, n, k)
+            return torch.einsum("bcia,ocia->boi", patches, self.weight)
+        patches = padded.unfold(2, k, 1).unfold(3, k, 1)  # (B, C, h, w, k, k)
+        return torch.einsum("bcijab,ocijab->boij", patches, self.weight)
+
+
+def build_coupling(coupling: str, weight: np.ndarray | torch.Tensor | None) -> nn.Module | None:
+    """The coupling module for a name of `oscsim.COUPLINGS` and its weight (``None`` for none)."""
+    if coupling == "none":
+        return None
+    if weight is None:
+        raise OscsimInputError(f"coupling {coupling!r} needs a kernel")
+    tensor = torch.as_tensor(weight)
+    if coupling == "local":
+        return LocalCoupling(tensor)
+    if coupling == "global":
+        return GlobalCoupling(tensor)
+    if coupling == "locally_connected":
+        return LocallyConnectedCoupling(tensor)
+    raise OscsimInputError(
+        f"coupling must be one of local, global, none, locally_connected; got {coupling!r}"
+    )
+
+
+def local_kernel_as_matrix(kernel: np.ndarray, grid: tuple[int, ...]) -> np.ndarray:
+    """The dense ``(C·N, C·N)`` matrix of a circular local kernel (for tests and `global`)."""
+    channels, k = kernel.shape[0], kernel.shape[-1]
+    r = k // 2
+    n = math.prod(grid)
+    matrix = np.zeros((channels * n, channels * n))
+    cells = list(np.ndindex(*grid))
+    for o in range(channels):
+        for c in range(channels):
+            for cell_index, cell in enumerate(cells):
+                for offset in np.ndindex(*(k,) * len(grid)):
+                    source = tuple((cell[d] + offset[d] - r) % grid[d] for d in range(len(grid)))
+                    source_index = int(np.ravel_multi_index(source, grid))
+                    matrix[o * n + cell_index, c * n + source_index] += kernel[(o, c, *offset)]
+    return matrix

@@ -1,0 +1,166 @@
+"""Trajectories as `xarray.Dataset`, written atomically to netCDF or zarr (DESIGN §3).
+
+Dims ``("sample", "time", "channel", "x")`` on a ring and ``("sample", "time", "channel",
+"y", "x")`` on a torus; variables ``position`` and ``velocity``; attrs carry everything
+needed to rerun (the whole configuration as JSON under ``config``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from oscsim.errors import OscsimInputError
+
+SUFFIXES = (".nc", ".zarr")
+
+
+def _version() -> str:
+    from oscsim import __version__
+
+    return __version__
+
+
+def _attr_value(value: Any) -> Any:
+    """A netCDF-safe attribute: numbers, strings and 1-D numeric arrays pass; others to JSON."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float, str, np.integer, np.floating)):
+        return value
+    array = np.asarray(value)
+    if array.dtype.kind in "if" and array.ndim == 1:
+        return array
+    return json.dumps(value.tolist() if isinstance(value, np.ndarray) else value)
+
+
+def trajectory_dataset(
+    times: np.ndarray,
+    position: np.ndarray,
+    velocity: np.ndarray,
+    *,
+    config: dict[str, Any] | str | None = None,
+    **attrs: Any,
+) -> xr.Dataset:
+    """Build the DESIGN §3 dataset from time-first arrays.
+
+    Parameters
+    ----------
+    times
+        ``(S,)`` model times.
+    position, velocity
+        ``(S, B, C, n)`` or ``(S, B, C, h, w)``.
+    config
+        The configuration (dict, stored as JSON) that reruns it.
+    **attrs
+        Further attributes (``method``, ``dt``, ``gamma``, ``epsilon``, ``coupling``,
+        ``seed``, …).
+    """
+    position = np.asarray(position)
+    velocity = np.asarray(velocity)
+    if position.shape != velocity.shape or position.ndim not in (4, 5):
+        raise OscsimInputError(
+            "position and velocity must share a shape (S, B, C, n) or (S, B, C, h, w); got "
+            f"{position.shape} and {velocity.shape}"
+        )
+    spatial = ("x",) if position.ndim == 4 else ("y", "x")
+    dims = ("sample", "time", "channel", *spatial)
+    # Stored sample-first: one sample's whole history is contiguous on disk.
+    order = (1, 0, 2, *range(3, position.ndim))
+    coords: dict[str, Any] = {
+        "sample": np.arange(position.shape[1]),
+        "time": np.asarray(times, dtype=np.float64),
+        "channel": np.arange(position.shape[2]),
+    }
+    for axis, name in enumerate(spatial, start=3):
+        coords[name] = np.arange(position.shape[axis])
+    ds = xr.Dataset(
+        {
+            "position": (dims, np.transpose(position, order)),
+            "velocity": (dims, np.transpose(velocity, order)),
+        },
+        coords=coords,
+    )
+    ds["time"].attrs["units"] = "model time units"
+    ds["x"].attrs["units"] = "cells"
+    if "y" in ds.coords:
+        ds["y"].attrs["units"] = "cells"
+    config_text = config if isinstance(config, str) else json.dumps(config or {}, sort_keys=True)
+    ds.attrs["config"] = config_text
+    ds.attrs["oscsim_version"] = _version()
+    for key, value in attrs.items():
+        ds.attrs[key] = _attr_value(value)
+    return ds
+
+
+def _check_suffix(path: Path) -> str:
+    if path.suffix not in SUFFIXES:
+        raise OscsimInputError(
+            f"output path {str(path)!r} must end in .nc (netCDF) or .zarr (zarr)"
+        )
+    return path.suffix
+
+
+def write_trajectory(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
+    """Write ``ds`` to ``path`` (``.nc`` or ``.zarr``) atomically.
+
+    The data go to a temporary name in the same folder, renamed into place only when
+    complete, so a crash or kill never leaves a truncated file under ``path``.
+    """
+    target = Path(path)
+    suffix = _check_suffix(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        if suffix == ".nc":
+            ds.to_netcdf(tmp, engine="h5netcdf")
+            os.replace(tmp, target)
+        else:
+            tmp.unlink()
+            ds.to_zarr(tmp, mode="w")
+            if target.exists():
+                old = target.with_name(f".{target.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(target, old)
+                os.replace(tmp, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, target)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def read_trajectory(path: str | os.PathLike[str]) -> xr.Dataset:
+    """Read a trajectory written by `write_trajectory` fully into memory."""
+    source = Path(path)
+    suffix = _check_suffix(source)
+    if not source.exists():
+        raise OscsimInputError(f"no trajectory at {str(source)!r}")
+    if suffix == ".nc":
+        with xr.open_dataset(source, engine="h5netcdf") as ds:
+            return ds.load()
+    with xr.open_zarr(source) as ds:
+        return ds.load()
+
+
+def dataset_config(ds: xr.Dataset) -> dict[str, Any]:
+    """The configuration stored in a trajectory's ``config`` attribute."""
+    text = ds.attrs.get("config")
+    if not text:
+        return {}
+    return dict(json.loads(text))
