@@ -115,7 +115,7 @@ def run_demo(out_dir: Path) -> dict[str, Any]:
     print(format_report(report))
     print(
         f"  dominant mode        k = ({', '.join(f'{k:.3f}' for k in wavevector)}) rad/cell\n"
-        f"  speed, measured      {summary['measured_speed']:.4g} cells/time (median over the grid)\n"
+        f"  speed, measured      {summary['measured_speed']:.4g} cells/time (median)\n"
         f"  speed, dispersion    {predicted:.4g} cells/time (ω(k)/|k| of the linearised network)"
     )
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -13,7 +13,7 @@ from oscsim.parameters import NetworkParameters
 def periodic_distance(grid: tuple[int, ...], center: np.ndarray) -> np.ndarray:
     """Shortest distance on the periodic grid from every cell to ``center`` (cells)."""
     squared = np.zeros(grid)
-    for axis, (n, c) in enumerate(zip(grid, center)):
+    for axis, (n, c) in enumerate(zip(grid, center, strict=True)):
         coord = np.arange(n) - c
         coord = np.abs(coord - n * np.round(coord / n))
         shape = [1] * len(grid)
@@ -76,7 +76,7 @@ def initial_state(
             else 1.0
         )
         mesh = np.meshgrid(*[np.arange(n) for n in grid], indexing="ij")
-        phase = sum(ki * xi for ki, xi in zip(k, mesh))
+        phase = sum(ki * xi for ki, xi in zip(k, mesh, strict=True))
         position = initial.amplitude * np.cos(phase)
         speed = initial.amplitude * omega * np.sin(phase)
         return (

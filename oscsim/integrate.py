@@ -121,7 +121,7 @@ def _as_state(
             f"velocity), each (B, C, *grid)); got {type(state0).__name__}"
         )
     first = states[0]
-    for name, s in zip(_state_names(None, len(states)), states):
+    for name, s in zip(_state_names(None, len(states)), states, strict=True):
         if not s.is_floating_point():
             raise OscsimInputError(f"state {name} must be floating point, got {s.dtype}")
         if s.dtype != first.dtype or s.device != first.device:
