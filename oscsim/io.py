@@ -127,7 +127,7 @@ def write_trajectory(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
             os.replace(tmp, target)
         else:
             tmp.unlink()
-            ds.to_zarr(tmp, mode="w")
+            ds.to_zarr(tmp, mode="w", consolidated=False)
             if target.exists():
                 old = target.with_name(f".{target.name}.old")
                 shutil.rmtree(old, ignore_errors=True)
@@ -154,7 +154,7 @@ def read_trajectory(path: str | os.PathLike[str]) -> xr.Dataset:
     if suffix == ".nc":
         with xr.open_dataset(source, engine="h5netcdf") as ds:
             return ds.load()
-    with xr.open_zarr(source) as ds:
+    with xr.open_zarr(source, consolidated=False) as ds:
         return ds.load()
 
 

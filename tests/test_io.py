@@ -1,0 +1,74 @@
+"""Trajectory datasets: DESIGN §3 layout, lossless round trips, atomic writes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from oscsim import OscsimInputError
+from oscsim.io import dataset_config, read_trajectory, trajectory_dataset, write_trajectory
+
+
+def _dataset(spatial: tuple[int, ...]) -> xr.Dataset:
+    rng = np.random.default_rng(0)
+    shape = (4, 2, 3, *spatial)
+    return trajectory_dataset(
+        np.arange(4) * 0.1,
+        rng.standard_normal(shape),
+        rng.standard_normal(shape),
+        config={"network": {"grid": list(spatial)}},
+        method="rk4",
+        dt=0.01,
+        gamma=np.array([1.0, 2.0, 3.0]),
+        epsilon=0.1,
+        coupling="local",
+        seed=0,
+    )
+
+
+@pytest.mark.parametrize("spatial, dims", [((5,), ("x",)), ((4, 6), ("y", "x"))])
+def test_layout(spatial: tuple[int, ...], dims: tuple[str, ...]) -> None:
+    ds = _dataset(spatial)
+    assert ds["position"].dims == ("sample", "time", "channel", *dims)
+    assert ds.sizes["sample"] == 2 and ds.sizes["time"] == 4 and ds.sizes["channel"] == 3
+    for name in ("sample", "channel", *dims):
+        assert ds[name].dtype.kind == "i"
+    assert ds["time"].dtype == np.float64
+    for key in ("config", "oscsim_version", "method", "dt", "gamma", "epsilon", "coupling", "seed"):
+        assert key in ds.attrs
+    assert dataset_config(ds) == {"network": {"grid": list(spatial)}}
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+@pytest.mark.parametrize("spatial", [(5,), (4, 6)])
+def test_round_trip_is_lossless(tmp_path, suffix: str, spatial: tuple[int, ...]) -> None:
+    ds = _dataset(spatial)
+    path = write_trajectory(ds, tmp_path / f"run{suffix}")
+    back = read_trajectory(path)
+    xr.testing.assert_identical(back.drop_attrs(), ds.drop_attrs())
+    assert json.loads(back.attrs["config"]) == json.loads(ds.attrs["config"])
+    np.testing.assert_array_equal(back.attrs["gamma"], ds.attrs["gamma"])
+    # Overwriting an existing output is atomic too.
+    write_trajectory(ds, path)
+    xr.testing.assert_identical(read_trajectory(path).drop_attrs(), ds.drop_attrs())
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_failed_write_leaves_nothing(tmp_path, monkeypatch, suffix: str) -> None:
+    ds = _dataset((5,))
+
+    def explode(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf" if suffix == ".nc" else "to_zarr", explode)
+    with pytest.raises(OSError, match="disk full"):
+        write_trajectory(ds, tmp_path / f"run{suffix}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_suffix() -> None:
+    with pytest.raises(OscsimInputError, match=r"\.nc .*\.zarr"):
+        write_trajectory(_dataset((5,)), "run.csv")
