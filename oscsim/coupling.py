@@ -97,9 +97,9 @@ class LocallyConnectedCoupling(nn.Module):
         padded = circular_pad(x, self.radius)
         if self.ndim == 1:
             patches = padded.unfold(2, k, 1)  # (B, C, n, k)
-            return torch.einsum("bcia,ocia->boi", patches, self.weight)
+            return torch.einsum("ncia,ocia->noi", patches, self.weight)
         patches = padded.unfold(2, k, 1).unfold(3, k, 1)  # (B, C, h, w, k, k)
-        return torch.einsum("bcijab,ocijab->boij", patches, self.weight)
+        return torch.einsum("ncijab,ocijab->noij", patches, self.weight)
 
 
 def build_coupling(coupling: str, weight: np.ndarray | torch.Tensor | None) -> nn.Module | None:
