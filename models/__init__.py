@@ -1,0 +1,1 @@
+"""Learned front-ends of oscsim: encoders, decoders, classifiers, forecasters, data sets."""
