@@ -176,6 +176,9 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--set", action="append", metavar="KEY=VALUE", help="override a model or task option"
     )
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--checkpoint-every", type=int, default=50, help="steps between checkpoints (default 50)"
+    )
 
 
 def _raise_on_sigterm(signum: int, frame: Any) -> None:

@@ -1,0 +1,51 @@
+"""From a run configuration to a task and a model: the one place tasks are registered."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from models.sequence import build_sequence_model
+from models.tasks import SEQUENCE_TASKS, Task, build_task
+from models.training import RunConfig
+from oscsim.errors import OscsimInputError
+
+Builder = Callable[[RunConfig, dict[str, Any] | None], tuple[Task, nn.Module]]
+
+
+def _sequence_run(run: RunConfig, task_state: dict[str, Any] | None) -> tuple[Task, nn.Module]:
+    task = build_task(
+        run.task,
+        seed=run.seed,
+        limit_train=run.limit_train,
+        limit_eval=run.limit_eval,
+        seq_len=run.seq_len,
+        state=task_state,
+    )
+    defaults = task.defaults
+    model = build_sequence_model(
+        run.model,
+        task.input_size,
+        task.output_size,
+        dt=defaults.dt,
+        gamma=defaults.gamma,
+        epsilon=defaults.epsilon,
+        seed=run.seed,
+        options=run.model_options,
+    )
+    return task, model
+
+
+#: task name → builder of (task, model); forecasting tasks register here too.
+RUN_BUILDERS: dict[str, Builder] = {name: _sequence_run for name in SEQUENCE_TASKS}
+
+
+def build_run(run: RunConfig, task_state: dict[str, Any] | None = None) -> tuple[Task, nn.Module]:
+    """The task and model of ``run`` (``task_state`` from a checkpoint restores the task)."""
+    if run.task not in RUN_BUILDERS:
+        raise OscsimInputError(
+            f"unknown task {run.task!r}; choose one of {', '.join(RUN_BUILDERS)}"
+        )
+    return RUN_BUILDERS[run.task](run, task_state)

@@ -1,0 +1,202 @@
+"""Sequence models: input map → oscillator core (``imex``) → linear readout of the final position.
+
+These are the recurrent models of the Neural Wave Machines paper (NWM-2D, NWM-1D) and
+its baselines (coRNN with global coupling, uncoupled oscillators): one `imex` step per
+input element, the whole sequence through the fused kernel of `oscsim.fused`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from oscsim.errors import OscsimInputError
+from oscsim.network import OscillatorNetwork
+from oscsim.solvers.fused_dispatch import run_imex
+
+
+@dataclass(frozen=True)
+class CoreSpec:
+    """The oscillator core of a sequence model.
+
+    ``grid`` and ``coupling`` pick the family: NWM-2D is a ``(16, 16)`` torus with ``local``
+    3×3 kernels, NWM-1D a ring, coRNN ``global`` on 256 cells, and ``none`` the uncoupled
+    baseline. ``dt``, ``gamma`` and ``epsilon`` are the coRNN hyperparameters.
+    """
+
+    grid: tuple[int, ...] = (16, 16)
+    channels: int = 1
+    coupling: str = "local"
+    kernel_size: int = 3
+    dt: float = 0.042
+    gamma: float = 2.7
+    epsilon: float = 4.7
+    trainable_gamma: bool = False
+    trainable_epsilon: bool = False
+    trainable_dt: bool = False
+    activation: str = "tanh"
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-able form (stored in checkpoints)."""
+        data = asdict(self)
+        data["grid"] = list(self.grid)
+        return data
+
+
+class LearnedStep(nn.Module):
+    """A step ``dt`` in (0, max) learned through a sigmoid, as the forecasting models do."""
+
+    def __init__(self, initial: float, maximum: float = 1.0) -> None:
+        super().__init__()
+        if not 0 < initial < maximum:
+            raise OscsimInputError(f"dt must lie in (0, {maximum}), got {initial}")
+        self.maximum = maximum
+        ratio = initial / maximum
+        self.raw = nn.Parameter(torch.tensor(math.log(ratio / (1 - ratio))))
+
+    def forward(self) -> torch.Tensor:
+        return self.maximum * torch.sigmoid(self.raw)
+
+
+class OscillatorSequenceModel(nn.Module):
+    """Classify or regress a sequence with a coupled-oscillator core.
+
+    Parameters
+    ----------
+    input_size
+        Features per time step ``F``.
+    output_size
+        Classes (logits) or regression targets.
+    core
+        The oscillator core (`CoreSpec`).
+    seed
+        Seed of the core's kernels.
+
+    Input ``(B, T, F)`` (batch first); output ``(B, output_size)`` from the position after
+    the last step. The input map has no bias: the network's bias ``b`` plays that part.
+    """
+
+    def __init__(self, input_size: int, output_size: int, core: CoreSpec, *, seed: int = 0):
+        super().__init__()
+        self.core_spec = core
+        self.network = OscillatorNetwork(
+            core.grid,
+            core.channels,
+            core.coupling,
+            kernel_size=core.kernel_size,
+            gamma=core.gamma,
+            epsilon=core.epsilon,
+            bias=0.0,
+            activation=core.activation,
+            trainable_gamma=core.trainable_gamma,
+            trainable_epsilon=core.trainable_epsilon,
+            seed=seed,
+        )
+        cells = core.channels * math.prod(core.grid)
+        self.input_map = nn.Linear(input_size, cells, bias=False)
+        self.readout = nn.Linear(cells, output_size)
+        self.step: LearnedStep | None = LearnedStep(core.dt) if core.trainable_dt else None
+
+    @property
+    def dt(self) -> torch.Tensor | float:
+        """The step: learned (a tensor) or fixed."""
+        return self.step() if self.step is not None else self.core_spec.dt
+
+    def drive(self, x: torch.Tensor) -> torch.Tensor:
+        """``D(u[n])`` for every step at once: ``(B, T, F) → (T, B, C, *grid)``."""
+        batch, steps, _ = x.shape
+        mapped = self.input_map(x.transpose(0, 1))
+        return mapped.reshape(steps, batch, *self.network.state_shape)
+
+    def hidden_states(
+        self, x: torch.Tensor, *, return_sequence: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Positions and velocities after the last step (or after every step)."""
+        if x.dim() != 3:
+            raise OscsimInputError(f"inputs must be (batch, time, features), got {tuple(x.shape)}")
+        drive = self.drive(x)
+        zeros = drive.new_zeros(drive.shape[1:])
+        return run_imex(self.network, drive, zeros, zeros, self.dt, return_sequence=return_sequence)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        position, _ = self.hidden_states(x)
+        return self.readout(position.flatten(1))
+
+
+class LSTMSequenceModel(nn.Module):
+    """The LSTM baseline (PyTorch's own), read out from the last hidden state."""
+
+    def __init__(self, input_size: int, output_size: int, hidden_size: int = 64):
+        super().__init__()
+        self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
+        self.readout = nn.Linear(hidden_size, output_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, (hidden, _) = self.lstm(x)
+        return self.readout(hidden[-1])
+
+
+#: Model families of the sequence tasks and their cores (dt, γ, ε come from the task).
+SEQUENCE_MODELS: dict[str, dict[str, object]] = {
+    "nwm2d": {"grid": (16, 16), "coupling": "local", "kernel_size": 3},
+    "nwm1d": {"grid": (256,), "coupling": "local", "kernel_size": 3},
+    "cornn": {"grid": (256,), "coupling": "global"},
+    "uncoupled": {"grid": (16, 16), "coupling": "none"},
+    "lstm": {},
+}
+
+
+def build_sequence_model(
+    name: str,
+    input_size: int,
+    output_size: int,
+    *,
+    dt: float,
+    gamma: float,
+    epsilon: float,
+    seed: int = 0,
+    options: dict[str, object] | None = None,
+) -> nn.Module:
+    """A model of `SEQUENCE_MODELS` with the task's ``dt``, ``gamma``, ``epsilon``.
+
+    ``options`` override core fields (``grid``, ``channels``, ``kernel_size``, …) or, for
+    ``lstm``, ``hidden_size``.
+    """
+    if name not in SEQUENCE_MODELS:
+        raise OscsimInputError(
+            f"unknown model {name!r}; choose one of {', '.join(SEQUENCE_MODELS)}"
+        )
+    options = dict(options or {})
+    torch.manual_seed(seed)
+    if name == "lstm":
+        hidden = int(options.pop("hidden_size", 64))  # type: ignore[call-overload]
+        if options:
+            raise OscsimInputError(f"unknown lstm options {sorted(options)}; allowed: hidden_size")
+        return LSTMSequenceModel(input_size, output_size, hidden)
+    settings: dict[str, object] = {
+        **SEQUENCE_MODELS[name],
+        "dt": dt,
+        "gamma": gamma,
+        "epsilon": epsilon,
+    }
+    allowed = set(CoreSpec.__dataclass_fields__) - {"extra"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise OscsimInputError(
+            f"unknown model option(s) {unknown} for {name}; allowed: {', '.join(sorted(allowed))}"
+        )
+    settings.update(options)
+    if isinstance(settings.get("grid"), Sequence):
+        settings["grid"] = tuple(int(g) for g in settings["grid"])  # type: ignore[union-attr]
+    core = CoreSpec(**settings)  # type: ignore[arg-type]
+    return OscillatorSequenceModel(input_size, output_size, core, seed=seed)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,376 @@
+"""The trainer: Adam, progress bars, validation every epoch, atomic checkpoints, exact resume.
+
+A run folder holds ``last.pt`` (written every ``checkpoint_every`` steps and at every epoch
+end), ``best.pt`` (best validation metric), ``metrics.csv`` and ``metrics.json``. Batches
+are pure functions of ``(seed, epoch, index)`` and the checkpoint stores the model,
+optimiser, schedule, RNG states and metric history, so ``--resume`` after a kill continues
+bit for bit where the uninterrupted run would be, and loses nothing before the checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from models.tasks import Task
+from oscsim.errors import OscsimInputError
+
+CHECKPOINT_FORMAT = 1
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the message says where and what to change."""
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a training run (stored in every checkpoint)."""
+
+    task: str
+    model: str
+    seed: int
+    epochs: int
+    batch_size: int
+    lr: float
+    out: str
+    max_steps: int | None = None
+    limit_train: int | None = None
+    limit_eval: int | None = None
+    seq_len: int | None = None
+    model_options: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    dtype: str = "float32"
+    checkpoint_every: int = 50
+    log_every: int = 10
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return asdict(self)
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(text: str, path: Path) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _rng_state() -> dict[str, Any]:
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def to_device(tensor: torch.Tensor, device: str, dtype: torch.dtype) -> torch.Tensor:
+    """Move a batch tensor; floating ones take the run's dtype, labels keep theirs."""
+    if tensor.is_floating_point():
+        return tensor.to(device=device, dtype=dtype)
+    return tensor.to(device)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, task: Task, split: str, device: str = "cpu", dtype: str = "float32"
+) -> dict[str, float]:
+    """Mean metrics of ``model`` over a fixed split of ``task``."""
+    model.eval()
+    torch_dtype = getattr(torch, dtype)
+    totals: dict[str, float] = {}
+    count = 0
+    for x, y in task.eval_batches(split, task.defaults.eval_batch_size):
+        y = to_device(y, device, torch_dtype)
+        output = model(to_device(x, device, torch_dtype))
+        for key, value in task.batch_metrics(output, y).items():
+            totals[key] = totals.get(key, 0.0) + value
+        count += len(y)
+    model.train()
+    if count == 0:
+        raise OscsimInputError(f"the {split} split of {task.name} is empty")
+    return {key: value / count for key, value in totals.items()}
+
+
+class Trainer:
+    """Fits a model to a task with Adam; see the module docstring for the run folder."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        task: Task,
+        model: nn.Module,
+        *,
+        on_checkpoint: Callable[[int], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.task = task
+        if config.dtype not in ("float32", "float64"):
+            raise OscsimInputError(f"dtype must be float32 or float64, got {config.dtype!r}")
+        self.dtype = getattr(torch, config.dtype)
+        self.model = model.to(device=config.device, dtype=self.dtype)
+        self.out = Path(config.out)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            self.optimizer, milestones=list(task.defaults.lr_milestones), gamma=0.1
+        )
+        self.epoch = 0
+        self.batch_index = 0
+        self.step = 0
+        self.elapsed = 0.0
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {}
+        self.converged_step: int | None = None
+        self.on_checkpoint = on_checkpoint
+
+    # ----------------------------------------------------------------------------------
+    # checkpoints
+
+    def _checkpoint(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "run": self.config.to_dict(),
+            "task_state": self.task.state(),
+            "model_state": self.model.state_dict(),
+            "optimizer_state": self.optimizer.state_dict(),
+            "scheduler_state": self.scheduler.state_dict(),
+            "epoch": self.epoch,
+            "batch_index": self.batch_index,
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "history": self.history,
+            "best": self.best,
+            "converged_step": self.converged_step,
+            "rng": _rng_state(),
+        }
+
+    def save(self, name: str = "last.pt") -> Path:
+        """Write a checkpoint and the metric files, atomically."""
+        path = self.out / name
+        save_atomic(self._checkpoint(), path)
+        self._write_metrics()
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(self.step)
+        return path
+
+    def load(self, path: Path) -> None:
+        """Restore everything from a checkpoint written by `save`."""
+        state = torch.load(path, map_location=self.config.device, weights_only=False)
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise OscsimInputError(f"{path} is not an oscsim training checkpoint")
+        self.model.load_state_dict(state["model_state"])
+        self.optimizer.load_state_dict(state["optimizer_state"])
+        self.scheduler.load_state_dict(state["scheduler_state"])
+        self.epoch = state["epoch"]
+        self.batch_index = state["batch_index"]
+        self.step = state["step"]
+        self.elapsed = state["elapsed"]
+        self.history = state["history"]
+        self.best = state["best"]
+        self.converged_step = state["converged_step"]
+        _set_rng_state(state["rng"])
+
+    def _write_metrics(self) -> None:
+        keys: list[str] = []
+        for row in self.history:
+            keys.extend(k for k in row if k not in keys)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(self.history)
+        write_text_atomic(buffer.getvalue(), self.out / "metrics.csv")
+        write_text_atomic(json.dumps(self.summary(), indent=2), self.out / "metrics.json")
+
+    def summary(self) -> dict[str, Any]:
+        """Run summary: parameters, budget, best validation, test metrics when known."""
+        from models.sequence import count_parameters
+
+        train_rows = [r for r in self.history if r["split"] == "train"]
+        seconds = [r["seconds_per_step"] for r in train_rows if "seconds_per_step" in r]
+        return {
+            "task": self.task.name,
+            "model": self.config.model,
+            "parameters": count_parameters(self.model),
+            "steps": self.step,
+            "epochs_completed": self.epoch,
+            "wall_seconds": self.elapsed,
+            "seconds_per_step": float(np.mean(seconds)) if seconds else None,
+            "best": self.best,
+            "converged_step": self.converged_step,
+            "run": self.config.to_dict(),
+            "history": self.history,
+        }
+
+    # ----------------------------------------------------------------------------------
+    # training
+
+    def _validate(self, *, partial: bool) -> dict[str, float]:
+        metrics = evaluate(
+            self.model, self.task, "validation", self.config.device, self.config.dtype
+        )
+        row = {"split": "validation", "step": self.step, "epoch": self.epoch, **metrics}
+        if partial:
+            row["partial_epoch"] = 1
+        self.history.append(row)
+        key = self.task.selection_metric
+        value = metrics[key]
+        best = self.best.get(key)
+        better = best is None or (value > best if self.task.higher_is_better else value < best)
+        if better:
+            self.best = {key: value, "step": self.step, "epoch": self.epoch, **metrics}
+            save_atomic(self._checkpoint(), self.out / "best.pt")
+        threshold = getattr(self.task, "converged_below", None)
+        if threshold is not None and self.converged_step is None and value < threshold:
+            self.converged_step = self.step
+        return metrics
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        self.optimizer.zero_grad(set_to_none=True)
+        output = self.model(x)
+        loss = self.task.loss(output, y)
+        if not torch.isfinite(loss):
+            raise TrainingDivergedError(
+                f"the training loss became {float(loss.detach())} at step {self.step + 1} (epoch "
+                f"{self.epoch}); the last good checkpoint is {self.out / 'last.pt'}. Lower "
+                f"the learning rate (now {self.optimizer.param_groups[0]['lr']:g}) or dt, "
+                "or raise the damping epsilon, then run again"
+            )
+        loss.backward()
+        self.optimizer.step()
+        with torch.no_grad():
+            metrics = self.task.batch_metrics(output.detach(), y)
+        return {key: value / len(y) for key, value in metrics.items()}
+
+    def fit(self, *, resume: bool = False) -> dict[str, Any]:
+        """Train until ``epochs`` (or ``max_steps``); returns the summary."""
+        config = self.config
+        last = self.out / "last.pt"
+        if resume:
+            if not last.exists():
+                raise OscsimInputError(f"--resume: no checkpoint at {last}")
+            self.load(last)
+        elif last.exists():
+            raise OscsimInputError(
+                f"{self.out} already holds a run; pass --resume to continue it or choose "
+                "another --out"
+            )
+        self.out.mkdir(parents=True, exist_ok=True)
+        interval: dict[str, float] = {}
+        interval_steps = 0
+        interval_seconds = 0.0
+        while self.epoch < config.epochs:
+            n_batches = self.task.batches_per_epoch(config.batch_size)
+            bar = tqdm(
+                total=n_batches,
+                initial=self.batch_index,
+                desc=f"{self.task.name}/{config.model} epoch {self.epoch + 1}/{config.epochs}",
+                disable=not config.progress,
+                leave=False,
+            )
+            while self.batch_index < n_batches:
+                if config.max_steps is not None and self.step >= config.max_steps:
+                    bar.close()
+                    return self._finish(stopped_early=True)
+                x, y = self.task.train_batch(self.epoch, self.batch_index, config.batch_size)
+                start = time.perf_counter()
+                metrics = self._train_step(
+                    to_device(x, config.device, self.dtype), to_device(y, config.device, self.dtype)
+                )
+                seconds = time.perf_counter() - start
+                self.elapsed += seconds
+                self.step += 1
+                self.batch_index += 1
+                interval_steps += 1
+                interval_seconds += seconds
+                for key, value in metrics.items():
+                    interval[key] = interval.get(key, 0.0) + value
+                bar.update(1)
+                bar.set_postfix(loss=f"{metrics['loss']:.4f}", s_per_step=f"{seconds:.3f}")
+                if self.step % config.log_every == 0:
+                    self.history.append(
+                        {
+                            "split": "train",
+                            "step": self.step,
+                            "epoch": self.epoch,
+                            **{k: v / interval_steps for k, v in interval.items()},
+                            "seconds_per_step": interval_seconds / interval_steps,
+                            "lr": self.optimizer.param_groups[0]["lr"],
+                        }
+                    )
+                    interval, interval_steps, interval_seconds = {}, 0, 0.0
+                if self.step % config.checkpoint_every == 0:
+                    self.save()
+            bar.close()
+            self._validate(partial=False)
+            self.epoch += 1
+            self.batch_index = 0
+            self.scheduler.step()
+            self.save()
+        return self._finish(stopped_early=False)
+
+    def _finish(self, *, stopped_early: bool) -> dict[str, Any]:
+        if stopped_early:
+            self._validate(partial=True)
+        self.save()
+        best_path = self.out / "best.pt"
+        if best_path.exists():
+            best_model = torch.load(best_path, map_location=self.config.device, weights_only=False)
+            current = {k: v.clone() for k, v in self.model.state_dict().items()}
+            self.model.load_state_dict(best_model["model_state"])
+            test = evaluate(self.model, self.task, "test", self.config.device, self.config.dtype)
+            self.model.load_state_dict(current)
+            self.best = {**self.best, **{f"test_{k}": v for k, v in test.items()}}
+            self._write_metrics()
+        summary = self.summary()
+        summary.pop("history")
+        return summary
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by the trainer (on CPU)."""
+    source = Path(path)
+    if not source.exists():
+        raise OscsimInputError(f"no checkpoint at {source}")
+    state = torch.load(source, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise OscsimInputError(f"{source} is not an oscsim training checkpoint")
+    return state

@@ -1,0 +1,141 @@
+"""Training end to end on small data: the loss goes down; an interrupted run resumes exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.runs import build_run
+from models.sequence import build_sequence_model, count_parameters
+from models.training import RunConfig, Trainer, TrainingDivergedError
+from oscsim.cli import main
+
+
+def _adding_run(out: Path, **changes) -> RunConfig:
+    settings = dict(
+        task="adding",
+        model="nwm2d",
+        seed=3,
+        epochs=1,
+        batch_size=16,
+        lr=0.02,
+        out=str(out),
+        seq_len=30,
+        limit_eval=64,
+        model_options={"grid": [6, 6]},
+        checkpoint_every=10,
+        progress=False,
+    )
+    settings.update(changes)
+    return RunConfig(**settings)
+
+
+def _train(run: RunConfig, *, resume: bool = False, crash_at: int | None = None) -> Trainer:
+    task, model = build_run(run)
+
+    def crash(step: int) -> None:
+        if crash_at is not None and step >= crash_at:
+            raise KeyboardInterrupt  # stands in for a kill right after a checkpoint
+
+    trainer = Trainer(run, task, model, on_checkpoint=crash)
+    trainer.fit(resume=resume)
+    return trainer
+
+
+def test_loss_goes_down_on_a_small_adding_problem(tmp_path: Path) -> None:
+    trainer = _train(_adding_run(tmp_path / "run", max_steps=60))
+    rows = [r for r in trainer.history if r["split"] == "train"]
+    assert rows[-1]["loss"] < 0.5 * rows[0]["loss"]
+    for name in ("last.pt", "best.pt", "metrics.csv", "metrics.json"):
+        assert (tmp_path / "run" / name).exists()
+
+
+def test_interrupted_and_resumed_run_ends_bit_for_bit_where_the_uninterrupted_one_does(
+    tmp_path: Path,
+) -> None:
+    total = 35
+    straight = _train(_adding_run(tmp_path / "straight", max_steps=total))
+    interrupted = _adding_run(tmp_path / "resumed", max_steps=total)
+    with pytest.raises(KeyboardInterrupt):
+        _train(interrupted, crash_at=20)
+    resumed = _train(interrupted, resume=True)
+    assert resumed.step == straight.step == total
+    for (name, a), b in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    for a, b in zip(
+        straight.optimizer.state_dict()["state"].values(),
+        resumed.optimizer.state_dict()["state"].values(),
+        strict=True,
+    ):
+        assert torch.equal(a["exp_avg"], b["exp_avg"])
+        assert torch.equal(a["exp_avg_sq"], b["exp_avg_sq"])
+    # Nothing before the checkpoint was lost: the resumed history holds the early rows.
+    steps = [r["step"] for r in resumed.history if r["split"] == "train"]
+    assert steps == [r["step"] for r in straight.history if r["split"] == "train"]
+
+
+def test_smnist_subset_loss_goes_down(tmp_path: Path) -> None:
+    run = RunConfig(
+        task="smnist",
+        model="nwm2d",
+        seed=0,
+        epochs=20,
+        batch_size=32,
+        lr=0.1,
+        out=str(tmp_path / "s"),
+        limit_train=32,
+        limit_eval=32,
+        progress=False,
+        log_every=1,
+    )
+    trainer = _train(run)
+    rows = [r for r in trainer.history if r["split"] == "train"]
+    # Twenty passes over the same 32 digits at a high rate: memorisation must start.
+    assert rows[-1]["loss"] < 0.8 * rows[0]["loss"]
+
+
+def test_nan_loss_stops_with_a_clear_message(tmp_path: Path) -> None:
+    # imex with dt = 3 at γ = 94.5 amplifies by ~dt²γ ≈ 850 a step: float32 overflows.
+    run = _adding_run(tmp_path / "nan", max_steps=5, model_options={"grid": [6, 6], "dt": 3.0})
+    with pytest.raises(TrainingDivergedError, match="Lower the learning rate"):
+        _train(run)
+
+
+def test_published_parameter_counts() -> None:
+    counts = {
+        name: count_parameters(build_sequence_model(name, 1, 10, dt=0.042, gamma=2.7, epsilon=4.7))
+        for name in ("nwm2d", "nwm1d", "cornn", "uncoupled")
+    }
+    assert counts["nwm2d"] <= 3000 and counts["nwm1d"] <= 3000 and counts["uncoupled"] <= 3000
+    # coRNN-256: 256·(1 + 2·256) + 256 weights and biases + the 2570 of the readout = 134k.
+    assert 133_000 < counts["cornn"] < 135_000
+
+
+def test_train_and_evaluate_commands(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "cli"
+    args = [
+        "train",
+        "adding",
+        "--model",
+        "nwm1d",
+        "--seq-len",
+        "20",
+        "--max-steps",
+        "5",
+        "--limit-eval",
+        "32",
+        "--out",
+        str(out),
+        "--set",
+        "grid=[12]",
+    ]
+    assert main(args) == 0
+    assert main(["train", "adding", "--model", "nwm1d", "--out", str(out)]) == 2  # exists
+    assert "--resume" in capsys.readouterr().err
+    assert main([*args[:7], "10", *args[8:], "--resume"]) == 0
+    assert main(["evaluate", str(out / "last.pt")]) == 0
+    assert '"step": 10' in capsys.readouterr().out
