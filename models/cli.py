@@ -83,6 +83,7 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
         device=args.device,
         checkpoint_every=args.checkpoint_every,
         progress=sys.stderr.isatty(),
+        stop_when_converged=args.stop_when_converged,
     )
 
 

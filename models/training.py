@@ -57,6 +57,7 @@ class RunConfig:
     checkpoint_every: int = 50
     log_every: int = 10
     progress: bool = True
+    stop_when_converged: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -345,6 +346,8 @@ class Trainer:
             self.batch_index = 0
             self.scheduler.step()
             self.save()
+            if config.stop_when_converged and self.converged_step is not None:
+                break
         return self._finish(stopped_early=False)
 
     def _finish(self, *, stopped_early: bool) -> dict[str, Any]:

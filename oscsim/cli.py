@@ -179,6 +179,11 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint-every", type=int, default=50, help="steps between checkpoints (default 50)"
     )
+    parser.add_argument(
+        "--stop-when-converged",
+        action="store_true",
+        help="adding problem: stop at the first evaluation below the convergence threshold",
+    )
 
 
 def _raise_on_sigterm(signum: int, frame: Any) -> None:
