@@ -1,0 +1,63 @@
+"""Wave and phase analysis of recordings on a ring or a torus (DESIGN §4).
+
+Works on any `xarray.DataArray` with a ``time`` dimension and spatial dims ``x`` (ring)
+or ``y, x`` (torus); other dims (``sample``, ``channel``, …) broadcast. Never imports
+torch. Importing the package registers the ``DataArray.waves`` accessor.
+
+- per point, lazy on dask: `analytic_signal`, `phase`, `amplitude`,
+  `instantaneous_frequency`, `wave_vector`, `phase_velocity`, `wave_speed`, `wavelength`,
+  `direction`, `phase_gradient_directionality`; preprocessing `remove_mean`, `bandpass`;
+- reductions (one streaming pass): `summary_statistics`, `percent_waves`,
+  `percent_long_waves`, `dominant_mode`; the spectrum `kw_spectrum`;
+- the report: `wave_report`, `analyze_dataset`; figures in `analysis.figures`.
+"""
+
+from analysis import accessor as _accessor  # noqa: F401  (registers DataArray.waves)
+from analysis._errors import AnalysisInputError
+from analysis.accessor import WavesAccessor
+from analysis.fields import (
+    amplitude,
+    analytic_signal,
+    bandpass,
+    direction,
+    instantaneous_frequency,
+    phase,
+    phase_gradient_directionality,
+    phase_velocity,
+    remove_mean,
+    wave_speed,
+    wave_vector,
+    wavelength,
+)
+from analysis.report import analyze_dataset, wave_report
+from analysis.spectrum import kw_spectrum
+from analysis.statistics import (
+    dominant_mode,
+    percent_long_waves,
+    percent_waves,
+    summary_statistics,
+)
+
+__all__ = [
+    "AnalysisInputError",
+    "WavesAccessor",
+    "amplitude",
+    "analytic_signal",
+    "analyze_dataset",
+    "bandpass",
+    "direction",
+    "dominant_mode",
+    "instantaneous_frequency",
+    "kw_spectrum",
+    "percent_long_waves",
+    "percent_waves",
+    "phase",
+    "phase_gradient_directionality",
+    "phase_velocity",
+    "remove_mean",
+    "summary_statistics",
+    "wave_speed",
+    "wave_report",
+    "wave_vector",
+    "wavelength",
+]

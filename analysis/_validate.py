@@ -1,0 +1,207 @@
+"""Checks on the signals handed to the analysis, and what they tell about its layout.
+
+Every public function runs `inspect_signal` first, so that bad input fails early, with one
+message that names the problem and the fix, and never deep inside NumPy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from analysis._errors import AnalysisInputError
+
+TIME = "time"
+#: The minimum number of frames: the wrapped time differences and the Hilbert transform
+#: need a few samples to mean anything.
+MIN_FRAMES = 8
+
+
+@dataclass(frozen=True)
+class SignalInfo:
+    """What the analysis needs to know about a signal's layout.
+
+    ``lead`` are the dims that broadcast (``sample``, ``channel``, …), ``space`` is
+    ``("x",)`` on a ring or ``("y", "x")`` on a torus; `order` is ``(*lead, time, *space)``.
+    """
+
+    lead: tuple[str, ...]
+    space: tuple[str, ...]
+    n_frames: int
+    dt: float
+    time_units: str
+    sizes: dict[str, int]
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        return (*self.lead, TIME, *self.space)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.space)
+
+    @property
+    def geometry(self) -> str:
+        return "ring" if self.ndim == 1 else "torus"
+
+    @property
+    def grid(self) -> tuple[int, ...]:
+        return tuple(self.sizes[d] for d in self.space)
+
+
+def is_dask(data: xr.DataArray) -> bool:
+    """Whether `data` is backed by a dask array (without importing dask when it is not)."""
+    return type(data.data).__module__.split(".")[0] == "dask"
+
+
+def _time_step(data: xr.DataArray) -> tuple[float, str]:
+    if TIME not in data.coords:
+        return 1.0, "frame"
+    t = np.asarray(data[TIME].values)
+    units = str(data[TIME].attrs.get("units", "time unit"))
+    if np.issubdtype(t.dtype, np.datetime64) or np.issubdtype(t.dtype, np.timedelta64):
+        t = (t - t[0]) / np.timedelta64(1, "s")
+        units = "s"
+    if not np.issubdtype(t.dtype, np.number) or np.iscomplexobj(t):
+        raise AnalysisInputError(
+            f"the time coordinate must be numeric (model time units), got dtype {t.dtype}"
+        )
+    t = t.astype(np.float64)
+    steps = np.diff(t)
+    if not np.all(np.isfinite(t)):
+        raise AnalysisInputError("the time coordinate contains NaN or inf")
+    dt = float(np.median(steps))
+    if dt <= 0:
+        raise AnalysisInputError(
+            f"the time coordinate must increase; its median step is {dt:g}. Sort the data "
+            "with data.sortby('time')"
+        )
+    if np.max(np.abs(steps - dt)) > 1e-6 * dt:
+        raise AnalysisInputError(
+            f"the time coordinate must be uniformly spaced (steps range from {steps.min():g} "
+            f"to {steps.max():g}); resample it first, e.g. data.interp(time=...)"
+        )
+    return dt, units
+
+
+def inspect_signal(
+    data: Any,
+    *,
+    window: int | None = None,
+    band: tuple[float, float] | None = None,
+    check_finite: bool = True,
+) -> SignalInfo:
+    """Check that `data` is a signal the analysis can use, and describe its layout.
+
+    Parameters
+    ----------
+    data
+        The signal: an `xarray.DataArray` with a ``time`` dimension and spatial dims
+        ``x`` (ring) or ``y, x`` (torus); any other dims broadcast.
+    window
+        The neighbourhood size of the directionality measure, checked against the grid.
+    band
+        A band-pass ``(low, high)`` in cycles per time unit, checked against (0, Nyquist).
+    check_finite
+        Look for NaN and inf (NumPy data only; dask data is checked chunk by chunk when it
+        is computed).
+
+    Raises
+    ------
+    AnalysisInputError
+        Naming the problem: not a DataArray, no ``time`` dimension, no ``x``, fewer than
+        `MIN_FRAMES` frames, a non-uniform time coordinate, a grid smaller than the window,
+        a band outside (0, Nyquist), or NaN/inf values.
+    """
+    if not isinstance(data, xr.DataArray):
+        raise AnalysisInputError(
+            f"expected an xarray.DataArray, got {type(data).__name__}; select a variable "
+            "first, e.g. ds['position']"
+        )
+    dims = tuple(str(d) for d in data.dims)
+    if TIME not in dims:
+        raise AnalysisInputError(
+            f"the data has no 'time' dimension (its dims are {list(dims)}); rename the time "
+            "axis with data.rename({'<name>': 'time'})"
+        )
+    if "x" not in dims:
+        raise AnalysisInputError(
+            f"the data has no spatial dimension 'x' (its dims are {list(dims)}); a ring needs "
+            "'x', a torus 'y' and 'x'"
+        )
+    space = ("y", "x") if "y" in dims else ("x",)
+    lead = tuple(d for d in dims if d not in (TIME, *space))
+    if not (np.issubdtype(data.dtype, np.number) or data.dtype == np.bool_):
+        raise AnalysisInputError(f"the data must be numeric, got dtype {data.dtype}")
+    sizes = {str(d): int(n) for d, n in data.sizes.items()}
+    n_frames = sizes[TIME]
+    if n_frames < MIN_FRAMES:
+        raise AnalysisInputError(
+            f"the data has {n_frames} frame(s) along 'time'; the analysis needs at least "
+            f"{MIN_FRAMES}"
+        )
+    dt, time_units = _time_step(data)
+    min_cells = 3
+    if window is not None:
+        if isinstance(window, bool) or not isinstance(window, (int, np.integer)):
+            raise AnalysisInputError(f"window must be an odd integer >= 3, got {window!r}")
+        if window < 3 or window % 2 == 0:
+            raise AnalysisInputError(f"window must be an odd integer >= 3, got {window}")
+        min_cells = max(min_cells, int(window))
+    for d in space:
+        if sizes[d] < min_cells:
+            what = f"the window ({window} cells)" if window is not None else "3 cells"
+            raise AnalysisInputError(
+                f"the grid is smaller than {what} along {d!r} ({sizes[d]} cells); use a "
+                "smaller window or a larger grid"
+            )
+    if band is not None:
+        check_band(band, dt, n_frames)
+    if check_finite and not is_dask(data):
+        values = np.asarray(data.data)
+        if not np.all(np.isfinite(values)):
+            bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+            raise AnalysisInputError(
+                f"the data contains {bad} NaN or inf value(s); fill or drop them first, "
+                "e.g. data.interpolate_na('time') or data.fillna(0)"
+            )
+    return SignalInfo(
+        lead=lead, space=space, n_frames=n_frames, dt=dt, time_units=time_units, sizes=sizes
+    )
+
+
+def check_band(band: Any, dt: float, n_frames: int) -> tuple[float, float]:
+    """Check a band-pass ``(low, high)`` in cycles per time unit against (0, Nyquist)."""
+    try:
+        low, high = (float(b) for b in band)
+    except (TypeError, ValueError):
+        raise AnalysisInputError(
+            f"band must be a pair (low, high) in cycles per time unit, got {band!r}"
+        ) from None
+    nyquist = 0.5 / dt
+    if not (0.0 < low < high < nyquist):
+        raise AnalysisInputError(
+            f"band ({low:g}, {high:g}) must satisfy 0 < low < high < Nyquist = {nyquist:g} "
+            f"cycles per time unit (the sampling step is {dt:g})"
+        )
+    min_frames = butter_padlen() + 1
+    if n_frames < min_frames:
+        raise AnalysisInputError(
+            f"band-passing needs at least {min_frames} frames (zero-phase filtering pads "
+            f"{butter_padlen()} frames at each end); the data has {n_frames}"
+        )
+    return low, high
+
+
+#: The order of the Butterworth band-pass (each of its two passes).
+BUTTER_ORDER = 4
+
+
+def butter_padlen() -> int:
+    """The padding `scipy.signal.sosfiltfilt` uses for our Butterworth band-pass."""
+    # A band-pass of order N has N second-order sections, none with a zero b2 or a2, and
+    # sosfiltfilt then pads 3 * (2 * N + 1) frames at each end.
+    return 3 * (2 * BUTTER_ORDER + 1)

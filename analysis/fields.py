@@ -1,0 +1,359 @@
+"""Wave quantities at every (time, cell) point (DESIGN §4), as xarray objects.
+
+Each function takes the real signal ``s`` — a DataArray with a ``time`` dimension and
+spatial dims ``x`` (ring) or ``y, x`` (torus), any other dims broadcasting — or the complex
+analytic signal that `analytic_signal` returned (then used as it is, so that a chain of
+calls transforms only once). Results keep the input's dims and coordinates and carry
+``units`` in their attrs. On dask-backed input they are lazy: time must be whole in each
+chunk (it is rechunked if not); chunk along space, and the periodic halo that the spatial
+differences need is exchanged between chunks by `dask.array.map_overlap`.
+
+For ``s = cos(k·x − ω·t)`` with ``ω > 0`` the phase is ``θ = ω·t − k·x``, and these
+functions return exactly ``k``, ``ω`` and speed ``ω/|k|`` (up to the Hilbert transform's
+edge effects when the recording does not hold a whole number of periods).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from analysis import _kernels as K
+from analysis._validate import TIME, SignalInfo, inspect_signal, is_dask
+
+__all__ = [
+    "amplitude",
+    "analytic_signal",
+    "bandpass",
+    "direction",
+    "instantaneous_frequency",
+    "phase",
+    "phase_gradient_directionality",
+    "phase_velocity",
+    "remove_mean",
+    "wave_speed",
+    "wave_vector",
+    "wavelength",
+]
+
+
+def _setup(data: Any, **checks: Any) -> tuple[SignalInfo, xr.DataArray]:
+    info = inspect_signal(data, **checks)
+    arranged = data.transpose(*info.order)
+    if is_dask(arranged):
+        t_axis = len(info.lead)
+        if arranged.data.numblocks[t_axis] > 1:
+            arranged = arranged.chunk({TIME: -1})
+    return info, arranged
+
+
+def _map(
+    fn: Callable[[np.ndarray], np.ndarray],
+    arr: Any,
+    info: SignalInfo,
+    *,
+    halo: int = 0,
+    dtype: Any = None,
+) -> Any:
+    """Apply a NumPy kernel to a NumPy array, or blockwise (with a periodic halo) to dask."""
+    if not hasattr(arr, "dask"):
+        return fn(arr)
+    if halo == 0:
+        return arr.map_blocks(fn, dtype=dtype)
+    import dask.array as dsa
+
+    space = range(arr.ndim - info.ndim, arr.ndim)
+    depth = {ax: (halo if ax in space else 0) for ax in range(arr.ndim)}
+    boundary = {ax: ("periodic" if ax in space else "none") for ax in range(arr.ndim)}
+    return dsa.map_overlap(fn, arr, depth=depth, boundary=boundary, dtype=dtype)
+
+
+def _like(
+    values: Any, template: xr.DataArray, original: xr.DataArray, name: str, attrs: dict[str, Any]
+) -> xr.DataArray:
+    out = xr.DataArray(values, dims=template.dims, coords=template.coords, name=name, attrs=attrs)
+    return out.transpose(*original.dims)
+
+
+def _units(info: SignalInfo) -> dict[str, str]:
+    tu = info.time_units
+    return {
+        "phase": "rad",
+        "omega": f"rad / {tu}",
+        "k": "rad / cell",
+        "velocity": f"cell / {tu}",
+        "length": "cell",
+    }
+
+
+def _analytic(info: SignalInfo, arr: xr.DataArray, band: tuple[float, float] | None) -> Any:
+    """The analytic signal's array (NumPy or dask) in ``info.order``."""
+    values = arr.data
+    if np.iscomplexobj(np.empty(0, dtype=arr.dtype)):
+        return values
+    t_axis = len(info.lead)
+
+    def kernel(x: np.ndarray) -> np.ndarray:
+        return K.analytic_signal(x, t_axis, band=band, dt=info.dt, check=True)
+
+    complex_dtype = np.result_type(K.float_dtype(arr.dtype), np.complex64)
+    return _map(kernel, values, info, dtype=complex_dtype)
+
+
+def remove_mean(data: xr.DataArray) -> xr.DataArray:
+    """The signal minus its mean over ``time`` (per cell and per any other index).
+
+    Raises
+    ------
+    AnalysisInputError
+        If `data` is not a signal the analysis accepts (see `analysis.AnalysisInputError`).
+    """
+    inspect_signal(data)
+    out = data - data.mean(TIME)
+    out.attrs = dict(data.attrs)
+    return out
+
+
+def bandpass(data: xr.DataArray, band: tuple[float, float]) -> xr.DataArray:
+    """Mean removed, then a zero-phase Butterworth band-pass along ``time``.
+
+    The filter is of order `analysis._validate.BUTTER_ORDER` (4), run forwards and
+    backwards by `scipy.signal.sosfiltfilt`, so it shifts no phase.
+
+    Parameters
+    ----------
+    data
+        The signal (dims ``time``, ``x`` or ``y, x``, others broadcast).
+    band
+        ``(low, high)`` in cycles per time unit, with ``0 < low < high < Nyquist``.
+
+    Raises
+    ------
+    AnalysisInputError
+        For a band outside (0, Nyquist) or too few frames for the filter's padding.
+    """
+    info, arr = _setup(data, band=band)
+    t_axis = len(info.lead)
+    low, high = float(band[0]), float(band[1])
+
+    def kernel(x: np.ndarray) -> np.ndarray:
+        return K.prepare(x, t_axis, (low, high), info.dt, True)
+
+    values = _map(kernel, arr.data, info, dtype=K.float_dtype(arr.dtype))
+    attrs = dict(data.attrs, band=[low, high], band_units=f"1 / {info.time_units}")
+    return _like(values, arr, data, str(data.name or "signal"), attrs)
+
+
+def analytic_signal(data: xr.DataArray, *, band: tuple[float, float] | None = None) -> xr.DataArray:
+    """``a = s + i·H[s]`` along ``time``, after removing the time mean and band-passing.
+
+    Equal to ``scipy.signal.hilbert`` of the mean-free (band-passed) signal. A complex
+    input is returned unchanged (it is taken to be an analytic signal already).
+
+    Parameters
+    ----------
+    data
+        The real signal (dims ``time``, ``x`` or ``y, x``; others broadcast).
+    band
+        Optional band-pass ``(low, high)`` in cycles per time unit (see `bandpass`).
+
+    Returns
+    -------
+    xarray.DataArray
+        Complex, same dims and coords as `data`.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> t = np.arange(200) * 0.1
+    >>> s = xr.DataArray(np.cos(2.0 * t)[:, None] * np.ones(8), dims=("time", "x"),
+    ...                  coords={"time": t})
+    >>> float(abs(analytic_signal(s)).sel(time=10.0).mean().round(2))
+    1.0
+    """
+    info, arr = _setup(data, band=band)
+    values = _analytic(info, arr, band)
+    attrs = {"long_name": "analytic signal", "units": str(data.attrs.get("units", ""))}
+    return _like(values, arr, data, "analytic_signal", attrs)
+
+
+def phase(data: xr.DataArray, *, band: tuple[float, float] | None = None) -> xr.DataArray:
+    """Instantaneous phase ``θ = arg a`` in radians, in (−π, π].
+
+    Parameters and raises as `analytic_signal`.
+    """
+    info, arr = _setup(data, band=band)
+    a = _analytic(info, arr, band)
+    values = _map(np.angle, a, info, dtype=K.float_dtype(a.dtype))
+    attrs = {"long_name": "instantaneous phase", "units": "rad"}
+    return _like(values, arr, data, "phase", attrs)
+
+
+def amplitude(data: xr.DataArray, *, band: tuple[float, float] | None = None) -> xr.DataArray:
+    """Instantaneous amplitude ``|a|``, in the units of the signal.
+
+    Parameters and raises as `analytic_signal`.
+    """
+    info, arr = _setup(data, band=band)
+    a = _analytic(info, arr, band)
+    values = _map(np.abs, a, info, dtype=K.float_dtype(a.dtype))
+    attrs = {"long_name": "instantaneous amplitude", "units": str(data.attrs.get("units", ""))}
+    return _like(values, arr, data, "amplitude", attrs)
+
+
+def _omega(info: SignalInfo, a: Any) -> Any:
+    t_axis = len(info.lead)
+
+    def kernel(x: np.ndarray) -> np.ndarray:
+        return K.wrapped_time_rate(x, t_axis, info.dt)
+
+    return _map(kernel, a, info, dtype=K.float_dtype(a.dtype))
+
+
+def _k(info: SignalInfo, a: Any) -> list[Any]:
+    """k = −∇θ, components in the order of ``info.space``."""
+    comps = []
+    for axis in range(-info.ndim, 0):
+
+        def kernel(x: np.ndarray, axis: int = axis) -> np.ndarray:
+            return -K.phase_gradient(x, axis)
+
+        comps.append(_map(kernel, a, info, halo=1, dtype=K.float_dtype(a.dtype)))
+    return comps
+
+
+def instantaneous_frequency(
+    data: xr.DataArray, *, band: tuple[float, float] | None = None
+) -> xr.DataArray:
+    """Angular frequency ``ω = ∂θ/∂t`` in rad per time unit.
+
+    From wrapped phase differences along ``time``: each frame takes the mean of the wrapped
+    differences to the previous and the next frame (exact for a linear phase up to the
+    Nyquist frequency); the first and last frames take the one-sided difference. The time
+    coordinate must be uniformly spaced; its step is the unit of time.
+
+    Parameters and raises as `analytic_signal`.
+    """
+    info, arr = _setup(data, band=band)
+    values = _omega(info, _analytic(info, arr, band))
+    attrs = {"long_name": "angular frequency", "units": _units(info)["omega"]}
+    return _like(values, arr, data, "omega", attrs)
+
+
+def wave_vector(data: xr.DataArray, *, band: tuple[float, float] | None = None) -> xr.Dataset:
+    """Wave vector ``k = −∇θ`` in rad per cell.
+
+    ``∂θ/∂x ≈ arg(a[x+1]·conj(a[x−1])) / 2`` on the periodic grid, likewise along ``y``;
+    exact for plane waves longer than 4 cells (|k| < π/2).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``k_x`` (and ``k_y`` on a torus), same dims as `data`.
+    """
+    info, arr = _setup(data, band=band)
+    comps = _k(info, _analytic(info, arr, band))
+    units = _units(info)["k"]
+    return xr.Dataset(
+        {
+            f"k_{d}": _like(
+                c, arr, data, f"k_{d}", {"long_name": f"wave vector, {d}", "units": units}
+            )
+            for d, c in zip(info.space, comps, strict=False)
+        }
+    )
+
+
+def _velocity(info: SignalInfo, a: Any) -> list[Any]:
+    omega = _omega(info, a)
+    comps = _k(info, a)
+    k2 = sum(c * c for c in comps)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return [omega * c / k2 for c in comps]
+
+
+def phase_velocity(data: xr.DataArray, *, band: tuple[float, float] | None = None) -> xr.Dataset:
+    """Phase velocity ``v = ω·k / |k|²`` in cells per time unit.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``v_x`` (and ``v_y`` on a torus); infinite where ``k = 0``.
+    """
+    info, arr = _setup(data, band=band)
+    comps = _velocity(info, _analytic(info, arr, band))
+    units = _units(info)["velocity"]
+    return xr.Dataset(
+        {
+            f"v_{d}": _like(
+                c, arr, data, f"v_{d}", {"long_name": f"phase velocity, {d}", "units": units}
+            )
+            for d, c in zip(info.space, comps, strict=False)
+        }
+    )
+
+
+def wave_speed(data: xr.DataArray, *, band: tuple[float, float] | None = None) -> xr.DataArray:
+    """Wave speed ``|v| = |ω| / |k|`` in cells per time unit (infinite where ``k = 0``)."""
+    info, arr = _setup(data, band=band)
+    a = _analytic(info, arr, band)
+    omega = _omega(info, a)
+    knorm = sum(c * c for c in _k(info, a)) ** 0.5
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = abs(omega) / knorm
+    attrs = {"long_name": "wave speed", "units": _units(info)["velocity"]}
+    return _like(values, arr, data, "speed", attrs)
+
+
+def wavelength(data: xr.DataArray, *, band: tuple[float, float] | None = None) -> xr.DataArray:
+    """Wavelength ``2π / |k|`` in cells (infinite where ``k = 0``)."""
+    info, arr = _setup(data, band=band)
+    knorm = sum(c * c for c in _k(info, _analytic(info, arr, band))) ** 0.5
+    with np.errstate(divide="ignore"):
+        values = (2 * math.pi) / knorm
+    attrs = {"long_name": "wavelength", "units": _units(info)["length"]}
+    return _like(values, arr, data, "wavelength", attrs)
+
+
+def direction(data: xr.DataArray, *, band: tuple[float, float] | None = None) -> xr.DataArray:
+    """Direction of propagation ``atan2(v_y, v_x)`` in radians, from +x towards +y.
+
+    On a ring it is 0 (towards +x) or π (towards −x).
+    """
+    info, arr = _setup(data, band=band)
+    comps = _velocity(info, _analytic(info, arr, band))
+    vy = comps[0] if info.ndim == 2 else 0.0
+    values = np.arctan2(vy, comps[-1])
+    attrs = {"long_name": "direction of propagation", "units": "rad"}
+    return _like(values, arr, data, "direction", attrs)
+
+
+def phase_gradient_directionality(
+    data: xr.DataArray, *, band: tuple[float, float] | None = None, window: int = 5
+) -> xr.DataArray:
+    """Local phase-gradient directionality, in [0, 1].
+
+    ``PGD = |mean of ∇θ| / mean of |∇θ|`` over the ``window`` cells (ring) or
+    ``window × window`` cells (torus) centred on each cell, periodic. 1 where all phase
+    gradients in the neighbourhood are parallel (a plane wave), small for noise; 0 where
+    every gradient there is zero.
+
+    Parameters
+    ----------
+    window
+        Odd neighbourhood size, at least 3 and at most the grid.
+    """
+    info, arr = _setup(data, band=band, window=window)
+    a = _analytic(info, arr, band)
+
+    def kernel(x: np.ndarray) -> np.ndarray:
+        grads = [K.phase_gradient(x, axis) for axis in range(-info.ndim, 0)]
+        return K.directionality(grads, info.ndim, window).astype(K.float_dtype(x.dtype))
+
+    values = _map(kernel, a, info, halo=1 + window // 2, dtype=K.float_dtype(a.dtype))
+    attrs = {"long_name": "phase-gradient directionality", "units": "1", "window": int(window)}
+    return _like(values, arr, data, "pgd", attrs)
