@@ -12,6 +12,12 @@ periodic halo for dask data), each block yielding a `Partial` that adds up:
 - the power of every temporal frequency (for the k–ω spectrum) and the phase of a few
   frames (for the spatially shuffled null of `percent_waves`), gathered whole afterwards.
 
+Precision: the signal is filtered in float64, then transformed and analysed in float32
+(complex64). Phases then carry errors of about 1e-6 rad — far below the 0.1 % resolution
+of the histograms — while the transforms and the trigonometry run about twice as fast and
+each block needs half the memory. The per-point functions of `analysis.fields` keep the
+input's precision.
+
 `finish` turns the summed partials into numbers. The dominant k–ω mode is found by branch
 and bound: temporal frequencies are visited by decreasing total power, which by Parseval
 bounds the power of any single (ω, k) bin at that frequency, so the search stops as soon as
@@ -193,12 +199,13 @@ def block_pass(
 
     try:
         for li in range(fields_.shape[0]):
-            s = K.prepare(fields_[li], 0, opts.band, opts.dt, check)
+            # Filtered in float64, transformed in float32 (see the module docstring).
+            s = K.prepare(fields_[li], 0, opts.band, opts.dt, check).astype(np.float32)
             spec = scipy.fft.rfft(s, axis=0, workers=K.FFT_WORKERS)
             del s
             inner = spec[:, ay : ay + ny, ax : ax + nx]
-            power = np.einsum("fyx,fyx->f", inner.real, inner.real)
-            power += np.einsum("fyx,fyx->f", inner.imag, inner.imag)
+            power = np.einsum("fyx,fyx->f", inner.real, inner.real, dtype=np.float64)
+            power += np.einsum("fyx,fyx->f", inner.imag, inner.imag, dtype=np.float64)
             p0 = parts[0]
             p0.power = power if p0.power is None else p0.power + power
             a = K.spectrum_to_analytic(spec, n_t, 0)
@@ -213,7 +220,7 @@ def block_pass(
             def polar(j: int, a=a, theta=theta, amp=amp) -> None:
                 for t0 in starts[j :: len(parts)]:
                     t1 = min(t0 + batch, n_t)
-                    seg = a[t0:t1].astype(np.complex64)
+                    seg = a[t0:t1]  # complex64 already
                     th = theta[t0:t1]
                     if periodic:
                         np.arctan2(seg.imag, seg.real, out=th[:, hy : hy + ny, hx : hx + nx])
@@ -362,7 +369,7 @@ def block_spectrum_bins(
     fields_, _ = _as_fields(block, n_lead, opts.nd)
     out = []
     for li in range(fields_.shape[0]):
-        s = K.prepare(fields_[li], 0, opts.band, opts.dt, False)
+        s = K.prepare(fields_[li], 0, opts.band, opts.dt, False).astype(np.float32)
         spec = scipy.fft.rfft(s, axis=0, workers=K.FFT_WORKERS)
         out.append(spec[list(bins)])
     return np.stack(out)
@@ -490,7 +497,8 @@ def dominant_mode(
         if f not in cache:
             x = slices(f)
             p = scipy.fft.fft2(x, axes=(-2, -1), workers=K.FFT_WORKERS)
-            cache[f] = (p.real**2 + p.imag**2).sum(axis=0) / _scale(f, n_t) ** 2
+            p2 = p.real.astype(np.float64) ** 2 + p.imag.astype(np.float64) ** 2
+            cache[f] = p2.sum(axis=0) / _scale(f, n_t) ** 2
         return cache[f]
 
     visited = set()
