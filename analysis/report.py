@@ -29,6 +29,8 @@ def report_from(result: Analysis, band: tuple[float, float] | None) -> dict[str,
     k = {"x": mode.pop("k_x", None)}
     if "k_y" in mode:
         k = {"y": mode.pop("k_y"), "x": k["x"]}
+    # the same vector as a list in the order of the grid (y, x), as configs give wave vectors
+    wavevector = list(k.values())
     report: dict[str, Any] = {
         "geometry": info.geometry,
         "dims": {d: info.sizes[d] for d in (*info.lead, "time", *info.space)},
@@ -65,7 +67,7 @@ def report_from(result: Analysis, band: tuple[float, float] | None) -> dict[str,
             "points": result.null_points,
             "percentile": 99,
         },
-        "dominant_mode": {"k": k, **mode},
+        "dominant_mode": {"k": k, "wavevector": wavevector, **mode},
     }
     return finite_or_none(report)
 
@@ -83,8 +85,9 @@ def wave_report(
     frequency ``omega`` and ``frequency`` (cycles per time unit), direction (rad and deg),
     each as its amplitude-weighted ``median``, ``q25``, ``q75`` and ``iqr``;
     ``percent_waves`` and ``percent_long_waves`` with the null's thresholds; the
-    ``dominant_mode`` of the k–ω spectrum (``k`` in rad/cell, ``omega``, ``phase_speed``,
-    …); the ``units``, the ``dims`` analysed and ``n_frames``. NaN and inf become None.
+    ``dominant_mode`` of the k–ω spectrum (``k`` in rad/cell as ``{"y", "x"}`` and as
+    ``wavevector``, a list in grid order; ``omega``, ``phase_speed``, …); the ``units``, the
+    ``dims`` analysed and ``n_frames``. NaN and inf become None.
 
     Parameters
     ----------

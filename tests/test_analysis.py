@@ -93,6 +93,7 @@ def test_report_recovers_a_torus_wave_and_its_mode():
     assert r["percent_waves"] > 99
     mode = r["dominant_mode"]
     assert mode["k"] == {"y": pytest.approx(k[0]), "x": pytest.approx(k[1])}
+    assert mode["wavevector"] == pytest.approx(list(k))
     assert mode["omega"] == pytest.approx(omega, rel=0.01)
     assert mode["phase_speed"] == pytest.approx(omega / kn, rel=0.01)
     assert mode["exact"] is True
