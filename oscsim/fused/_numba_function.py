@@ -1,0 +1,236 @@
+"""`torch.autograd.Function` around the Numba kernels (CPU; ``local`` and ``none`` coupling)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch.autograd.function import once_differentiable
+
+from oscsim.fused import _numba_kernels as kernels
+from oscsim.fused import _workspace
+from oscsim.fused._checks import SequenceSpec
+
+
+def _plane(spec: SequenceSpec) -> tuple[int, int]:
+    """The grid as (H, W): a ring of n cells is a torus of height 1."""
+    return (1, spec.grid[0]) if spec.ndim == 1 else (spec.grid[0], spec.grid[1])
+
+
+def _np(t: torch.Tensor, spec: SequenceSpec) -> np.ndarray:
+    """A C-contiguous NumPy view (or copy) of ``t`` with its grid axes as (H, W)."""
+    t = t.detach()
+    if spec.ndim == 1:
+        t = t.unsqueeze(-2)
+    return t.contiguous().numpy()
+
+
+def _np_dtype(spec: SequenceSpec) -> type:
+    return np.float32 if spec.dtype == torch.float32 else np.float64
+
+
+def _kernel(kernel: torch.Tensor | None, spec: SequenceSpec) -> np.ndarray:
+    if kernel is None:  # coupling "none": a (C, C, 0, 0) kernel skips the coupling term
+        return np.zeros((spec.channels, spec.channels, 0, 0), dtype=_np_dtype(spec))
+    return _np(kernel, spec)
+
+
+def _bias(bias: torch.Tensor, spec: SequenceSpec) -> np.ndarray:
+    shape = (spec.channels, *_plane(spec))
+    if bias.ndim == 1:
+        return np.ascontiguousarray(np.broadcast_to(bias.detach().numpy()[:, None, None], shape))
+    return _np(bias, spec).reshape(shape)
+
+
+def checkpoint_interval(spec: SequenceSpec, *, return_sequence: bool, needs_grad: bool) -> int:
+    """Steps between saved states: every step for a returned sequence, ⌈√T⌉ for a backward
+    (memory O(√T) per sample, for one recomputed forward pass), only the last otherwise.
+
+    Storing every state and activation instead was measured no faster on the development
+    machine (the stores cost as much memory traffic as the recomputation costs arithmetic)
+    and needs O(T) memory.
+    """
+    if return_sequence:
+        return 1
+    if needs_grad:
+        return math.isqrt(spec.steps - 1) + 1
+    return spec.steps
+
+
+def run_forward(
+    spec: SequenceSpec,
+    drive: torch.Tensor,
+    position0: torch.Tensor,
+    velocity0: torch.Tensor,
+    kernel_position: torch.Tensor | None,
+    kernel_velocity: torch.Tensor | None,
+    bias: torch.Tensor,
+    gamma: torch.Tensor,
+    epsilon: torch.Tensor,
+    dt: float,
+    every: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the forward kernel; return the saved states (S+1, B, C, H, W), S = ceil(T/every)."""
+    slots = -(-spec.steps // every) + 1
+    shape = (slots, spec.batch, spec.channels, *_plane(spec))
+    saved_y = _workspace.empty(shape, spec.dtype)
+    saved_z = _workspace.empty(shape, spec.dtype)
+    kernels.run_batched(
+        kernels.imex_forward,
+        spec.batch,
+        _np(drive, spec),
+        _np(position0, spec),
+        _np(velocity0, spec),
+        _kernel(kernel_position, spec),
+        _kernel(kernel_velocity, spec),
+        _bias(bias, spec),
+        gamma.detach().numpy(),
+        epsilon.detach().numpy(),
+        _np_dtype(spec)(dt),
+        spec.activation == "tanh",
+        every,
+        saved_y.numpy(),
+        saved_z.numpy(),
+    )
+    return saved_y, saved_z
+
+
+def outputs(
+    spec: SequenceSpec, saved_y: torch.Tensor, saved_z: torch.Tensor, return_sequence: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The states `imex_sequence` returns, as views of the saved states."""
+    shape = (spec.batch, spec.channels, *spec.grid)
+    if return_sequence:
+        return saved_y[1:].view(spec.steps, *shape), saved_z[1:].view(spec.steps, *shape)
+    return saved_y[-1].view(shape), saved_z[-1].view(shape)
+
+
+class NumbaImex(torch.autograd.Function):
+    """The fused `imex` recurrence with its hand-derived adjoint (see `_numba_kernels`)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        spec: SequenceSpec,
+        return_sequence: bool,
+        drive: torch.Tensor,
+        position0: torch.Tensor,
+        velocity0: torch.Tensor,
+        kernel_position: torch.Tensor | None,
+        kernel_velocity: torch.Tensor | None,
+        bias: torch.Tensor,
+        gamma: torch.Tensor,
+        epsilon: torch.Tensor,
+        dt: torch.Tensor | float,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        dt_value = float(dt)
+        every = checkpoint_interval(spec, return_sequence=return_sequence, needs_grad=True)
+        saved_y, saved_z = run_forward(
+            spec, drive, position0, velocity0, kernel_position, kernel_velocity,
+            bias, gamma, epsilon, dt_value, every,
+        )  # fmt: skip
+        ctx.set_materialize_grads(False)
+        ctx.spec = spec
+        ctx.return_sequence = return_sequence
+        ctx.dt_value = dt_value
+        ctx.every = every
+        ctx.bias_ndim = bias.ndim
+        ctx.dt_dtype = dt.dtype if isinstance(dt, torch.Tensor) else None
+        ctx.save_for_backward(
+            drive, saved_y, saved_z, kernel_position, kernel_velocity, bias, gamma, epsilon
+        )
+        return outputs(spec, saved_y, saved_z, return_sequence)
+
+    @staticmethod
+    @once_differentiable
+    def backward(  # type: ignore[override]
+        ctx: Any, grad_position: torch.Tensor | None, grad_velocity: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, ...]:
+        spec: SequenceSpec = ctx.spec
+        drive, saved_y, saved_z, kernel_position, kernel_velocity, bias, gamma, epsilon = (
+            ctx.saved_tensors
+        )
+        needs = ctx.needs_input_grad
+        dtype = _np_dtype(spec)
+        b, c, plane = spec.batch, spec.channels, _plane(spec)
+        zeros_state = np.zeros((b, c, *plane), dtype=dtype)
+        no_sequence = np.zeros((0, b, c, *plane), dtype=dtype)
+        if ctx.return_sequence:
+            grad_y_last = grad_z_last = zeros_state
+            full = (spec.steps, b, c, *plane)
+            grad_ys = np.zeros(full, dtype) if grad_position is None else _np(grad_position, spec)
+            grad_zs = np.zeros(full, dtype) if grad_velocity is None else _np(grad_velocity, spec)
+        else:
+            grad_y_last = zeros_state if grad_position is None else _np(grad_position, spec)
+            grad_z_last = zeros_state if grad_velocity is None else _np(grad_velocity, spec)
+            grad_ys = grad_zs = no_sequence
+
+        ky = _kernel(kernel_position, spec)
+        kz = _kernel(kernel_velocity, spec)
+        # the adjoint correlation: channels transposed, space flipped
+        ky_t = np.ascontiguousarray(ky.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+        kz_t = np.ascontiguousarray(kz.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+        kernel_shape = (b, c, c, ky.shape[2], ky.shape[3])
+        padded = (plane[0] + ky.shape[2] // 2 * 2) * (plane[1] + ky.shape[3] // 2 * 2)
+        every = ctx.every
+        seg_y = _workspace.empty((every + 1, b, c, padded), spec.dtype)
+        seg_z = _workspace.empty((every + 1, b, c, padded), spec.dtype)
+        seg_h = _workspace.empty((every, b, c, padded), spec.dtype)
+        sums = [_workspace.empty((b, c, padded), spec.dtype, zero=True) for _ in range(6)]
+        grad_drive = _workspace.empty((spec.steps if needs[2] else 0, b, c, *plane), spec.dtype)
+        grad_y0 = torch.empty((b, c, *plane), dtype=spec.dtype)
+        grad_z0 = torch.empty((b, c, *plane), dtype=spec.dtype)
+        grad_ky = np.zeros(kernel_shape)
+        grad_kz = np.zeros(kernel_shape)
+        grad_bias = np.empty((b, c, *plane), dtype=dtype)
+        grad_gamma = np.empty((b, c))
+        grad_epsilon = np.empty((b, c))
+        grad_dt = np.empty((b,), dtype=np.float64)
+        kernels.run_batched(
+            kernels.imex_backward, b,
+            _np(drive, spec), saved_y.numpy(), saved_z.numpy(), ctx.every, ky, kz, ky_t, kz_t,
+            _bias(bias, spec), gamma.detach().numpy(), epsilon.detach().numpy(),
+            dtype(ctx.dt_value), spec.activation == "tanh",
+            grad_y_last, grad_z_last, grad_ys, grad_zs,
+            seg_y.numpy(), seg_z.numpy(), seg_h.numpy(), *(t.numpy() for t in sums),
+            grad_drive.numpy(), grad_y0.numpy(), grad_z0.numpy(),
+            grad_ky, grad_kz, grad_bias, grad_gamma, grad_epsilon, grad_dt,
+        )  # fmt: skip
+
+        def batch_sum(per_sample: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
+            total = per_sample.sum(axis=0, dtype=np.float64).astype(dtype)
+            return torch.from_numpy(np.ascontiguousarray(total)).reshape(shape)
+
+        state_shape = (b, c, *spec.grid)
+        out_ky = out_kz = out_bias = out_gamma = out_epsilon = out_dt = None
+        if kernel_position is not None and needs[5]:
+            out_ky = batch_sum(grad_ky, tuple(kernel_position.shape))
+        if kernel_velocity is not None and needs[6]:
+            out_kz = batch_sum(grad_kz, tuple(kernel_velocity.shape))
+        if needs[7]:
+            per_cell = grad_bias.reshape(b, c, -1)
+            if ctx.bias_ndim == 1:
+                out_bias = batch_sum(per_cell.sum(axis=2, dtype=np.float64), (c,))
+            else:
+                out_bias = batch_sum(per_cell, (c, *spec.grid))
+        if needs[8]:
+            out_gamma = batch_sum(grad_gamma, (c,))
+        if needs[9]:
+            out_epsilon = batch_sum(grad_epsilon, (c,))
+        if needs[10] and ctx.dt_dtype is not None:
+            out_dt = torch.tensor(float(grad_dt.sum()), dtype=ctx.dt_dtype)
+        return (
+            None,
+            None,
+            grad_drive.view(spec.steps, *state_shape) if needs[2] else None,
+            grad_y0.view(state_shape) if needs[3] else None,
+            grad_z0.view(state_shape) if needs[4] else None,
+            out_ky,
+            out_kz,
+            out_bias,
+            out_gamma,
+            out_epsilon,
+            out_dt,
+        )

@@ -1,0 +1,483 @@
+"""Numba kernels of the fused `imex` recurrence on CPU: forward and hand-derived adjoint.
+
+Every array is C-contiguous and of one float dtype (float32 or float64). A ring is handled
+as a torus of height 1 (kernel ``(C, C, 1, k)``); the ``none`` coupling passes kernels of
+shape ``(C, C, 0, 0)``, which skips the coupling term. One sample's state stays in cache for
+its whole sequence; samples are independent and run in parallel (`run_batched`).
+
+Forward, for n = 0..T−1 (DESIGN §1)::
+
+    h      = act(K_y⋆y[n] + K_z⋆z[n] + drive[n] + b)
+    z[n+1] = z[n] + dt·(h − γ·y[n] − ε·z[n])
+    y[n+1] = y[n] + dt·z[n+1]
+
+Backward (the adjoint recurrence), with ḡy = ∂L/∂y[n+1], ḡz = ∂L/∂z[n+1] and
+``ζ = ḡz + dt·ḡy`` the total derivative with respect to z[n+1]::
+
+    ā        = dt·ζ·act'                 (= ∂L/∂drive[n]; act' = 1 − h² for tanh)
+    ∂L/∂y[n] = ḡy − dt·γ·ζ + K_yᵀ⋆ā
+    ∂L/∂z[n] = ζ − dt·ε·ζ + K_zᵀ⋆ā
+    ∂L/∂K_y += ā ⊗ y[n],   ∂L/∂K_z += ā ⊗ z[n]   (correlation of ā with the padded state)
+    ∂L/∂b   += ā,   ∂L/∂γ −= dt·ζ·y[n],   ∂L/∂ε −= dt·ζ·z[n]
+    ∂L/∂dt  += ζ·(h − γ·y[n] − ε·z[n]) + ḡy·z[n+1]
+
+``Kᵀ⋆`` is the adjoint of the circular cross-correlation: a cross-correlation of the
+circularly padded adjoint with the kernel flipped in space and transposed in channels.
+The forward saves the state every ``every`` steps (√T by default); the backward
+recomputes each segment of steps from its saved state, keeping only that segment's states
+and activations, so memory is O(√T) per sample instead of O(T), for one extra forward.
+
+How the loops are made fast (each measured on the NWM-2D case, a 16×16 torus):
+
+- each sample's state is kept in flat padded planes (see `_load`), and every inner loop
+  runs over the flat span from its first to its last interior cell: one long contiguous
+  loop per kernel tap (three taps per pass) instead of one short loop per grid row, and
+  1-D slices instead of ``reshape`` (which costs as much as the arithmetic here);
+- sums over cells and steps are accumulated per cell and reduced once at the end, except
+  the kernel gradients: one dot product per tap and step (the only ``fastmath``, for
+  re-association), summed over steps in float64;
+- ``error_model="numpy"``: Numba's default Python error model checks every division for
+  zero, which stops the tanh loop from vectorising (10× slower);
+- tanh in float32 is a rational function (below) instead of libm's scalar ``tanhf``;
+- no ``parallel=True``: the entry points take a range of samples and release the GIL, and
+  `run_batched` splits the batch over threads. ``prange`` was as fast at run time but
+  added about 8 s of compilation per kernel and dtype; whole-array assignments inside
+  the kernels are written as loops for the same reason.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import torch
+from numba import njit, types
+from numba.extending import overload
+
+_JIT = {"cache": True, "error_model": "numpy"}
+
+# tanh(x) ≈ x·P(x²)/Q(x²) on |x| ≤ 9, clamped to [−1, 1]: a rational fit to the relative
+# error (Sanathanan–Koerner iteration with Lawson reweighting) made for this module; max
+# relative error 4e-8 evaluated in float64. Used for float32 only, evaluated in float64 and
+# rounded once: within 1 float32 ulp of tanh away from ±1 and 6e-8 absolute (tested).
+_TANH_CLAMP = 9.0
+_P = (
+    0.9999999951610918,
+    0.13084814269849757,
+    0.003104846146982025,
+    1.11634226370593e-05,
+    -2.0261259193367492e-08,
+    5.2949021669525906e-11,
+    -8.531480876897027e-14,
+)
+_Q = (1.0, 0.4641814202315571, 0.024498744585141594, 0.0002547429078781581)
+_P0, _P1, _P2, _P3, _P4, _P5, _P6 = _P
+_Q0, _Q1, _Q2, _Q3 = _Q
+
+
+def act_tanh(x: float) -> float:
+    """tanh of one scalar inside the kernels: libm for float64, the rational fit for float32."""
+    return math.tanh(x)
+
+
+@overload(act_tanh, inline="always", jit_options=_JIT)
+def _act_tanh_impl(x: Any) -> Any:
+    if isinstance(x, types.Float) and x.bitwidth == 32:
+
+        def tanh32(x: Any) -> Any:
+            v = min(max(np.float64(x), -_TANH_CLAMP), _TANH_CLAMP)
+            s = v * v
+            num = _P0 + s * (_P1 + s * (_P2 + s * (_P3 + s * (_P4 + s * (_P5 + s * _P6)))))
+            den = _Q0 + s * (_Q1 + s * (_Q2 + s * _Q3))
+            return np.float32(min(max(v * num / den, -1.0), 1.0))
+
+        return tanh32
+
+    def tanh64(x: Any) -> Any:
+        return math.tanh(x)
+
+    return tanh64
+
+
+@njit(**_JIT)
+def _copy(dst, src):
+    """``dst[...] = src`` for (C, H, W) arrays (explicit loops compile much faster)."""
+    channels, height, width = src.shape
+    for c in range(channels):
+        for i in range(height):
+            for j in range(width):
+                dst[c, i, j] = src[c, i, j]
+
+
+@njit(**_JIT)
+def _copy_planes(dst, src):
+    """``dst[...] = src`` for (C, P) planes."""
+    channels, size = src.shape
+    for c in range(channels):
+        for p in range(size):
+            dst[c, p] = src[c, p]
+
+
+# A sample's state lives in "planes": (C, P) arrays, each channel the (H+2rh)×(W+2rw) grid
+# padded by a periodic halo of k//2 cells, flattened (row stride wp = W+2rw). The "span"
+# of a plane is the flat range lo..lo+n from its first to its last interior cell
+# (lo = rh·wp + rw, n = (H−1)·wp + W); kernel tap (a, b) then reads the span shifted to
+# start at a·wp + b. The span's gaps (halo columns between rows) take values that are
+# never used.
+
+
+@njit(**_JIT)
+def _load(plane, src, rh, rw):
+    """The interior of ``plane`` (C, P) ← ``src`` (C, H, W)."""
+    channels, height, width = src.shape
+    wp = width + 2 * rw
+    for c in range(channels):
+        for i in range(height):
+            row = (rh + i) * wp + rw
+            for j in range(width):
+                plane[c, row + j] = src[c, i, j]
+
+
+@njit(**_JIT)
+def _load_add(plane, src, rh, rw):
+    """The interior of ``plane`` (C, P) += ``src`` (C, H, W)."""
+    channels, height, width = src.shape
+    wp = width + 2 * rw
+    for c in range(channels):
+        for i in range(height):
+            row = (rh + i) * wp + rw
+            for j in range(width):
+                plane[c, row + j] += src[c, i, j]
+
+
+@njit(**_JIT)
+def _store(dst, plane, rh, rw):
+    """``dst`` (C, H, W) ← the interior of ``plane`` (C, P)."""
+    channels, height, width = dst.shape
+    wp = width + 2 * rw
+    for c in range(channels):
+        for i in range(height):
+            row = (rh + i) * wp + rw
+            for j in range(width):
+                dst[c, i, j] = plane[c, row + j]
+
+
+@njit(**_JIT)
+def _wrap(plane, height, width, rh, rw):
+    """Fill the halo of ``plane`` periodically from its interior."""
+    channels = plane.shape[0]
+    wp = width + 2 * rw
+    for c in range(channels):
+        for i in range(rh, rh + height):
+            row = i * wp
+            for j in range(rw):
+                plane[c, row + j] = plane[c, row + j + width]
+                plane[c, row + rw + width + j] = plane[c, row + rw + j]
+        for i in range(rh):
+            top = i * wp
+            bottom = (rh + height + i) * wp
+            for j in range(wp):
+                plane[c, top + j] = plane[c, top + height * wp + j]
+                plane[c, bottom + j] = plane[c, (rh + i) * wp + j]
+
+
+@njit(**_JIT)
+def _zero_gaps(plane, height, width, rh, rw):
+    """Zero the halo columns of the interior rows (the gaps inside the span)."""
+    channels = plane.shape[0]
+    wp = width + 2 * rw
+    for c in range(channels):
+        for i in range(rh, rh + height):
+            row = i * wp
+            for j in range(rw):
+                plane[c, row + j] = 0
+                plane[c, row + rw + width + j] = 0
+
+
+@njit(**_JIT)
+def _correlate_span(dst, src, kernel, wp, lo, n):
+    """``dst[o] += Σ_c kernel[o, c] ⋆ src[c]`` on the span of (C, P) planes.
+
+    Taps are taken three at a time along a kernel row, so that ``dst`` is read and
+    written once per three taps.
+    """
+    channels = src.shape[0]
+    kh, kw = kernel.shape[2], kernel.shape[3]
+    for o in range(channels):
+        d = dst[o, lo : lo + n]
+        for c in range(channels):
+            flat = src[c]
+            for a in range(kh):
+                b = 0
+                while b + 3 <= kw:
+                    w0 = kernel[o, c, a, b]
+                    w1 = kernel[o, c, a, b + 1]
+                    w2 = kernel[o, c, a, b + 2]
+                    start = a * wp + b
+                    s0 = flat[start : start + n]
+                    s1 = flat[start + 1 : start + 1 + n]
+                    s2 = flat[start + 2 : start + 2 + n]
+                    for p in range(n):
+                        d[p] += w0 * s0[p] + w1 * s1[p] + w2 * s2[p]
+                    b += 3
+                while b < kw:
+                    w0 = kernel[o, c, a, b]
+                    start = a * wp + b
+                    s0 = flat[start : start + n]
+                    for p in range(n):
+                        d[p] += w0 * s0[p]
+                    b += 1
+
+
+@njit(fastmath={"reassoc", "nsz"}, **_JIT)
+def _dot(x, y, zero):
+    """``Σ x·y`` in the dtype of ``zero``, summed in whatever order vectorises best."""
+    total = zero
+    for p in range(x.shape[0]):
+        total += x[p] * y[p]
+    return total
+
+
+@njit(**_JIT)
+def _kernel_grad_add(acc, adjoint, src, wp, lo, n, zero):
+    """``acc[o, c, a, b] += Σ_span adjoint[o]·(tap (a, b) of src[c])``, ``acc`` float64.
+
+    ``adjoint`` must be zero in the gaps of the span. Each dot product is one step's
+    sum over the cells; the steps are summed in float64.
+    """
+    channels = src.shape[0]
+    kh, kw = acc.shape[2], acc.shape[3]
+    for o in range(channels):
+        adj = adjoint[o, lo : lo + n]
+        for c in range(channels):
+            flat = src[c]
+            for a in range(kh):
+                for b in range(kw):
+                    start = a * wp + b
+                    acc[o, c, a, b] += _dot(adj, flat[start : start + n], zero)
+
+
+@njit(**_JIT)
+def _step(d, bias, y, z, h, kernel_y, kernel_z, gamma, epsilon, dt, use_tanh):
+    """One step of one sample on (C, P) planes, in place: ``h`` ← act(pre); ``y``, ``z`` advance.
+
+    ``d`` and ``bias`` are (C, H, W). ``y`` and ``z`` have valid halos on entry and on
+    return. The forward pass and the backward's recomputation both call this, so the
+    recomputed states are bitwise the forward's.
+    """
+    channels, height, width = d.shape
+    kh, kw = kernel_y.shape[2], kernel_y.shape[3]
+    rh, rw = kh // 2, kw // 2
+    wp = width + 2 * rw
+    lo = rh * wp + rw
+    n = (height - 1) * wp + width
+    for c in range(channels):
+        for i in range(height):
+            row = (rh + i) * wp + rw
+            for j in range(width):
+                h[c, row + j] = d[c, i, j] + bias[c, i, j]
+    if kh > 0:
+        _zero_gaps(h, height, width, rh, rw)  # keeps the unused gap cells bounded
+        _correlate_span(h, y, kernel_y, wp, lo, n)
+        _correlate_span(h, z, kernel_z, wp, lo, n)
+    for c in range(channels):
+        hs = h[c, lo : lo + n]
+        ys = y[c, lo : lo + n]
+        zs = z[c, lo : lo + n]
+        g = gamma[c]
+        e = epsilon[c]
+        if use_tanh:
+            for p in range(n):
+                hs[p] = act_tanh(hs[p])
+        for p in range(n):
+            zn = zs[p] + dt * (hs[p] - g * ys[p] - e * zs[p])
+            zs[p] = zn
+            ys[p] = ys[p] + dt * zn
+    if kh > 0:
+        _wrap(y, height, width, rh, rw)
+        _wrap(z, height, width, rh, rw)
+
+
+@njit(nogil=True, **_JIT)
+def imex_forward(
+    start, stop, drive, y0, z0, kernel_y, kernel_z, bias, gamma, epsilon, dt, use_tanh,
+    every, saved_y, saved_z,
+):  # fmt: skip
+    """Run the recurrence for samples ``start..stop-1``, saving every ``every``-th state.
+
+    ``drive`` is (T, B, C, H, W); ``bias`` is (C, H, W); ``gamma``, ``epsilon`` are (C,);
+    ``dt`` is a scalar of the arrays' dtype. ``saved_y``/``saved_z`` are (S+1, B, C, H, W)
+    with S = ceil(T / every): slot m receives the state after min(m·every, T) steps (slot
+    0 the initial state, slot S the final one). ``every = 1`` keeps the whole sequence.
+
+    Time is the outer loop and the samples of the slice the inner one, so that each step
+    reads one contiguous block of ``drive``; the running states stay in a small buffer.
+    """
+    steps, _, channels, height, width = drive.shape
+    kh, kw = kernel_y.shape[2], kernel_y.shape[3]
+    rh, rw = kh // 2, kw // 2
+    size = (height + 2 * rh) * (width + 2 * rw)
+    count = stop - start
+    dtype = drive.dtype
+    y = np.zeros((count, channels, size), dtype)
+    z = np.zeros_like(y)
+    h = np.zeros((channels, size), dtype)
+    for s in range(count):
+        _load(y[s], y0[start + s], rh, rw)
+        _load(z[s], z0[start + s], rh, rw)
+        _wrap(y[s], height, width, rh, rw)
+        _wrap(z[s], height, width, rh, rw)
+        _copy(saved_y[0, start + s], y0[start + s])
+        _copy(saved_z[0, start + s], z0[start + s])
+    for n in range(steps):
+        for s in range(count):
+            _step(drive[n, start + s], bias, y[s], z[s], h,
+                  kernel_y, kernel_z, gamma, epsilon, dt, use_tanh)  # fmt: skip
+        if (n + 1) % every == 0 or n + 1 == steps:
+            slot = (n + every) // every
+            for s in range(count):
+                _store(saved_y[slot, start + s], y[s], rh, rw)
+                _store(saved_z[slot, start + s], z[s], rh, rw)
+
+
+@njit(nogil=True, **_JIT)
+def imex_backward(
+    start, stop, drive, saved_y, saved_z, every, kernel_y, kernel_z, kernel_y_t, kernel_z_t,
+    bias, gamma, epsilon, dt, use_tanh, grad_y_last, grad_z_last, grad_ys, grad_zs,
+    seg_y, seg_z, seg_h, gy, gz, acc_b, acc_g, acc_e, acc_dt,
+    grad_drive, grad_y0, grad_z0, grad_ky, grad_kz, grad_bias, grad_gamma, grad_epsilon, grad_dt,
+):  # fmt: skip
+    """The adjoint recurrence (module docstring) for samples ``start..stop-1``.
+
+    The states are recomputed one segment of ``every`` steps at a time, backwards, from
+    the states `imex_forward` saved; each segment's states and activations are kept in
+    planes for the slice. ``kernel_y_t``/``kernel_z_t`` are the kernels transposed in
+    channels and flipped in space (the adjoint correlation). The output gradients
+    ``grad_y_last``/``grad_z_last`` (B, C, H, W) are for the final state and ``grad_ys``/
+    ``grad_zs`` (T, B, C, H, W) for the states after each step, or have a leading size 0
+    where the sequence was not returned.
+
+    Work buffers (indexed by sample, so that slices never share one): ``seg_y``/``seg_z``
+    (every+1, B, C, P), ``seg_h`` (every, B, C, P); and, zero on entry, the running adjoints
+    ``gy``/``gz`` and the per-cell sums ``acc_b``, ``acc_g``, ``acc_e``, ``acc_dt`` (B, C, P).
+
+    Outputs, per sample (the caller sums over the batch): ``grad_drive`` (T, B, C, H, W),
+    or a leading size 0 when not wanted; ``grad_y0``, ``grad_z0``, ``grad_bias``
+    (B, C, H, W); in float64, ``grad_ky``/``grad_kz`` (B, C, C, kh, kw, zero on entry),
+    ``grad_gamma``/``grad_epsilon`` (B, C) and ``grad_dt`` (B,).
+    """
+    steps, _, channels, height, width = drive.shape
+    kh, kw = kernel_y.shape[2], kernel_y.shape[3]
+    rh, rw = kh // 2, kw // 2
+    wp = width + 2 * rw
+    size = (height + 2 * rh) * wp
+    lo = rh * wp + rw
+    n_span = (height - 1) * wp + width
+    with_sequence = grad_ys.shape[0] == steps
+    keep_drive = grad_drive.shape[0] == steps
+    zero = dt - dt
+    segments = saved_y.shape[0] - 1
+    adj = np.zeros((channels, size), drive.dtype)
+    for bi in range(start, stop):
+        _load(gy[bi], grad_y_last[bi], rh, rw)
+        _load(gz[bi], grad_z_last[bi], rh, rw)
+    for m in range(segments - 1, -1, -1):
+        first = m * every
+        length = min(every, steps - first)
+        for bi in range(start, stop):
+            _load(seg_y[0, bi], saved_y[m, bi], rh, rw)
+            _load(seg_z[0, bi], saved_z[m, bi], rh, rw)
+            _wrap(seg_y[0, bi], height, width, rh, rw)
+            _wrap(seg_z[0, bi], height, width, rh, rw)
+        for t in range(length):
+            for bi in range(start, stop):
+                _copy_planes(seg_y[t + 1, bi], seg_y[t, bi])
+                _copy_planes(seg_z[t + 1, bi], seg_z[t, bi])
+                _step(drive[first + t, bi], bias, seg_y[t + 1, bi], seg_z[t + 1, bi],
+                      seg_h[t, bi], kernel_y, kernel_z, gamma, epsilon, dt, use_tanh)  # fmt: skip
+        for t in range(length - 1, -1, -1):
+            n = first + t
+            for bi in range(start, stop):
+                if with_sequence:
+                    _load_add(gy[bi], grad_ys[n, bi], rh, rw)
+                    _load_add(gz[bi], grad_zs[n, bi], rh, rw)
+                for c in range(channels):
+                    g = gamma[c]
+                    e = epsilon[c]
+                    hs = seg_h[t, bi, c, lo : lo + n_span]
+                    ys = seg_y[t, bi, c, lo : lo + n_span]
+                    zs = seg_z[t, bi, c, lo : lo + n_span]
+                    zn = seg_z[t + 1, bi, c, lo : lo + n_span]
+                    gys = gy[bi, c, lo : lo + n_span]
+                    gzs = gz[bi, c, lo : lo + n_span]
+                    adjs = adj[c, lo : lo + n_span]
+                    sum_b = acc_b[bi, c, lo : lo + n_span]
+                    sum_g = acc_g[bi, c, lo : lo + n_span]
+                    sum_e = acc_e[bi, c, lo : lo + n_span]
+                    sum_dt = acc_dt[bi, c, lo : lo + n_span]
+                    for p in range(n_span):
+                        zeta = gzs[p] + dt * gys[p]
+                        hv = hs[p]
+                        yv = ys[p]
+                        zv = zs[p]
+                        a = dt * zeta
+                        if use_tanh:
+                            a = a - a * hv * hv
+                        adjs[p] = a
+                        sum_b[p] += a
+                        sum_g[p] -= zeta * yv
+                        sum_e[p] -= zeta * zv
+                        sum_dt[p] += zeta * (hv - g * yv - e * zv) + gys[p] * zn[p]
+                        gys[p] -= dt * g * zeta
+                        gzs[p] = zeta - dt * e * zeta
+                if keep_drive:
+                    _store(grad_drive[n, bi], adj, rh, rw)
+                if kh > 0:
+                    _zero_gaps(adj, height, width, rh, rw)
+                    _kernel_grad_add(grad_ky[bi], adj, seg_y[t, bi], wp, lo, n_span, zero)
+                    _kernel_grad_add(grad_kz[bi], adj, seg_z[t, bi], wp, lo, n_span, zero)
+                    _wrap(adj, height, width, rh, rw)
+                    _correlate_span(gy[bi], adj, kernel_y_t, wp, lo, n_span)
+                    _correlate_span(gz[bi], adj, kernel_z_t, wp, lo, n_span)
+    for bi in range(start, stop):
+        _store(grad_y0[bi], gy[bi], rh, rw)
+        _store(grad_z0[bi], gz[bi], rh, rw)
+        _store(grad_bias[bi], acc_b[bi], rh, rw)
+        total = 0.0
+        for c in range(channels):
+            sg = 0.0
+            se = 0.0
+            for i in range(height):
+                row = (rh + i) * wp + rw
+                for j in range(width):
+                    sg += acc_g[bi, c, row + j]
+                    se += acc_e[bi, c, row + j]
+                    total += acc_dt[bi, c, row + j]
+            grad_gamma[bi, c] = dt * sg
+            grad_epsilon[bi, c] = dt * se
+        grad_dt[bi] = total
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def run_batched(kernel: Any, batch: int, *args: Any) -> None:
+    """Call ``kernel(start, stop, *args)`` on contiguous slices of the batch in parallel.
+
+    Uses ``torch.get_num_threads()`` threads, so that one setting governs PyTorch and
+    these kernels (they never run at the same time).
+    """
+    global _POOL
+    workers = max(1, min(torch.get_num_threads(), batch))
+    bounds = [batch * w // workers for w in range(workers + 1)]
+    if workers == 1:
+        kernel(0, batch, *args)
+        return
+    if _POOL is None or _POOL._max_workers < workers - 1:
+        _POOL = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="oscsim-imex")
+    futures = [_POOL.submit(kernel, bounds[w], bounds[w + 1], *args) for w in range(1, workers)]
+    kernel(bounds[0], bounds[1], *args)
+    for future in futures:
+        future.result()

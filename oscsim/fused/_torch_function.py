@@ -1,0 +1,193 @@
+"""The `imex` recurrence with its hand-derived adjoint written in PyTorch operations.
+
+Used where the Numba kernels do not apply: ``global`` coupling on CPU (each step is one
+matrix product, which BLAS already does well) and every coupling on CUDA. It is the
+adjoint of `_numba_kernels` (see the equations there) with the coupling done by PyTorch:
+
+- position and velocity live side by side in one state ``s = [y, z]`` of shape
+  (B, 2C, *grid), so that both couplings are one operation per step: a ``conv`` of the
+  circularly padded state with ``[K_y, K_z]`` stacked along input channels, or one ``addmm``
+  of the flattened state with ``[K_y, K_z]`` stacked along columns;
+- the backward applies the transposed coupling to the adjoint once per step, and forms
+  the kernel gradients once for the whole sequence, from the stored states and the
+  stored per-step adjoints (one large matrix product or one ``conv_weight`` call);
+- parameter sums are accumulated element-wise and reduced once at the end.
+
+No autograd graph is built: per step the forward stores the state and the activation and
+the backward stores the adjoint of the drive.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+from oscsim.fused._checks import SequenceSpec
+
+
+def _pad(state: torch.Tensor, r: int) -> torch.Tensor:
+    pad = (r, r) * (state.ndim - 2)
+    return F.pad(state, pad, mode="circular")
+
+
+def _conv(state: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Circular cross-correlation of (B, C_in, *grid) with (C_out, C_in, k[, k])."""
+    padded = _pad(state, kernel.shape[-1] // 2)
+    return F.conv1d(padded, kernel) if state.ndim == 3 else F.conv2d(padded, kernel)
+
+
+class TorchImex(torch.autograd.Function):
+    """Fused `imex` with a hand-derived adjoint in PyTorch operations (any device)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        spec: SequenceSpec,
+        return_sequence: bool,
+        drive: torch.Tensor,
+        position0: torch.Tensor,
+        velocity0: torch.Tensor,
+        kernel_position: torch.Tensor | None,
+        kernel_velocity: torch.Tensor | None,
+        bias: torch.Tensor,
+        gamma: torch.Tensor,
+        epsilon: torch.Tensor,
+        dt: torch.Tensor | float,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        dt_value = float(dt)
+        c = spec.channels
+        per_channel = (-1,) + (1,) * spec.ndim
+        kernel = None
+        if spec.coupling != "none":
+            kernel = torch.cat([kernel_position, kernel_velocity], dim=1)
+        pre_all = drive + (bias.view(per_channel) if bias.ndim == 1 else bias)
+        states = drive.new_empty((spec.steps + 1, spec.batch, 2 * c, *spec.grid))
+        acts = drive.new_empty(drive.shape)
+        states[0, :, :c] = position0
+        states[0, :, c:] = velocity0
+        decay = (1 - dt_value * epsilon).view(per_channel)
+        stiff = (-dt_value * gamma).view(per_channel)
+        for n in range(spec.steps):
+            s = states[n]
+            y, z = s[:, :c], s[:, c:]
+            h = acts[n]
+            if spec.coupling == "global":
+                torch.addmm(
+                    pre_all[n].flatten(1), s.flatten(1), kernel.T, out=h.view(spec.batch, -1)
+                )
+            elif spec.coupling == "local":
+                torch.add(pre_all[n], _conv(s, kernel), out=h)
+            else:
+                h.copy_(pre_all[n])
+            if spec.activation == "tanh":
+                h.tanh_()
+            z_next = states[n + 1, :, c:]
+            torch.mul(z, decay, out=z_next)
+            z_next.addcmul_(y, stiff).add_(h, alpha=dt_value)
+            torch.add(y, z_next, alpha=dt_value, out=states[n + 1, :, :c])
+        ctx.set_materialize_grads(False)
+        ctx.spec = spec
+        ctx.return_sequence = return_sequence
+        ctx.dt_value = dt_value
+        ctx.bias_ndim = bias.ndim
+        ctx.dt_dtype = dt.dtype if isinstance(dt, torch.Tensor) else None
+        ctx.save_for_backward(states, acts, kernel, gamma, epsilon)
+        if return_sequence:
+            return states[1:, :, :c], states[1:, :, c:]
+        return states[-1, :, :c], states[-1, :, c:]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_position: torch.Tensor | None, grad_velocity: torch.Tensor | None):  # type: ignore[override]
+        spec: SequenceSpec = ctx.spec
+        states, acts, kernel, gamma, epsilon = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        dt = ctx.dt_value
+        c, ndim = spec.channels, spec.ndim
+        per_channel = (-1,) + (1,) * ndim
+        g = gamma.view(per_channel)
+        decay = (1 - dt * epsilon).view(per_channel)
+        state_shape = (spec.batch, c, *spec.grid)
+        gy = states.new_zeros(state_shape)
+        gz = states.new_zeros(state_shape)
+        if not ctx.return_sequence:
+            if grad_position is not None:
+                gy += grad_position
+            if grad_velocity is not None:
+                gz += grad_velocity
+        adjoints = acts.new_empty(acts.shape)  # ∂L/∂drive[n], also used for the kernel gradients
+        acc_g = torch.zeros_like(gy)
+        acc_e = torch.zeros_like(gy)
+        acc_dt = torch.zeros_like(gy)
+        transposed = None
+        if spec.coupling == "local":
+            transposed = kernel.transpose(0, 1).flip(list(range(2, 2 + ndim)))
+        for n in range(spec.steps - 1, -1, -1):
+            if ctx.return_sequence:
+                if grad_position is not None:
+                    gy += grad_position[n]
+                if grad_velocity is not None:
+                    gz += grad_velocity[n]
+            s = states[n]
+            y, z = s[:, :c], s[:, c:]
+            h = acts[n]
+            zeta = torch.add(gz, gy, alpha=dt)
+            a = adjoints[n]
+            if spec.activation == "tanh":
+                torch.mul(h, h, out=a)
+                a.sub_(1).mul_(zeta).mul_(-dt)
+            else:
+                torch.mul(zeta, dt, out=a)
+            acc_g.addcmul_(zeta, y)
+            acc_e.addcmul_(zeta, z)
+            # zeta·(h − γy − εz) = zeta·(z[n+1] − z[n])/dt, written without the division
+            acc_dt.addcmul_(zeta, h - g * y - epsilon.view(per_channel) * z)
+            acc_dt.addcmul_(gy, states[n + 1, :, c:])
+            gy.addcmul_(zeta, g, value=-dt)
+            torch.mul(zeta, decay, out=gz)
+            if spec.coupling == "global":
+                back = (a.flatten(1) @ kernel).view(spec.batch, 2 * c, *spec.grid)
+            elif spec.coupling == "local":
+                back = _conv(a, transposed)
+            else:
+                continue
+            gy += back[:, :c]
+            gz += back[:, c:]
+
+        grad_kernel = None
+        if spec.coupling == "global" and (needs[5] or needs[6]):
+            grad_kernel = adjoints.reshape(-1, kernel.shape[0]).T @ states[:-1].reshape(
+                -1, kernel.shape[1]
+            )
+        elif spec.coupling == "local" and (needs[5] or needs[6]):
+            r = kernel.shape[-1] // 2
+            padded = _pad(states[:-1].flatten(0, 1), r)
+            flat_adjoints = adjoints.flatten(0, 1)
+            weight_grad = torch.nn.grad.conv1d_weight if ndim == 1 else torch.nn.grad.conv2d_weight
+            grad_kernel = weight_grad(padded, kernel.shape, flat_adjoints)
+        out_ky = out_kz = None
+        if grad_kernel is not None:
+            half = grad_kernel.shape[1] // 2
+            out_ky = grad_kernel[:, :half].contiguous() if needs[5] else None
+            out_kz = grad_kernel[:, half:].contiguous() if needs[6] else None
+        cell_dims = tuple(range(2, 2 + ndim))
+        out_bias = None
+        if needs[7]:
+            per_cell = adjoints.sum(dim=(0, 1))
+            out_bias = per_cell.flatten(1).sum(dim=1) if ctx.bias_ndim == 1 else per_cell
+        reduce_dims = (0, *cell_dims)
+        out_gamma = -dt * acc_g.sum(dim=reduce_dims) if needs[8] else None
+        out_epsilon = -dt * acc_e.sum(dim=reduce_dims) if needs[9] else None
+        out_dt = None
+        if needs[10] and ctx.dt_dtype is not None:
+            out_dt = acc_dt.sum().to(ctx.dt_dtype)
+        return (
+            None, None,
+            adjoints if needs[2] else None,
+            gy if needs[3] else None,
+            gz if needs[4] else None,
+            out_ky, out_kz, out_bias, out_gamma, out_epsilon, out_dt,
+        )  # fmt: skip
