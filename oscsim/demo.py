@@ -70,7 +70,7 @@ def format_report(report: dict[str, Any]) -> str:
     for key, label, unit in (
         ("speed", "wave speed", "cells/time"),
         ("wavelength", "wavelength", "cells"),
-        ("frequency", "angular frequency", "rad/time"),
+        ("omega", "angular frequency", "rad/time"),
         ("direction_deg", "direction", "deg"),
     ):
         entry = report.get(key)
@@ -104,19 +104,22 @@ def run_demo(out_dir: Path) -> dict[str, Any]:
     wavevector = dominant["wavevector"]
     predicted = phase_speed(params, wavevector)
     summary = {
-        "measured_speed": report["speed"]["median"],
-        "measured_speed_iqr": report["speed"].get("iqr"),
+        "median_local_speed": report["speed"]["median"],
+        "median_local_speed_iqr": report["speed"].get("iqr"),
         "dominant_wavevector": wavevector,
-        "dominant_mode_speed": dominant.get("phase_speed"),
-        "predicted_speed_dispersion": predicted,
+        "dominant_omega_measured": dominant["omega"],
+        "dominant_speed_measured": dominant["phase_speed"],
+        "dominant_speed_dispersion": predicted,
         "seconds": time.perf_counter() - start,
         "files": [str(trajectory), *report.get("files", [])],
     }
     print(format_report(report))
+    k_text = ", ".join(f"{k:.3f}" for k in wavevector)
     print(
-        f"  dominant mode        k = ({', '.join(f'{k:.3f}' for k in wavevector)}) rad/cell\n"
-        f"  speed, measured      {summary['measured_speed']:.4g} cells/time (median)\n"
-        f"  speed, dispersion    {predicted:.4g} cells/time (ω(k)/|k| of the linearised network)"
+        f"  dominant k–ω mode    k = ({k_text}) rad/cell, ω = {dominant['omega']:.4g} rad/time\n"
+        f"  its speed, measured  {dominant['phase_speed']:.4g} cells/time (ω/|k| at the peak)\n"
+        f"  its speed, predicted {predicted:.4g} cells/time (dispersion relation of the "
+        "linearised network)"
     )
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"  figures and report in {out_dir}/ ({summary['seconds']:.1f} s)")

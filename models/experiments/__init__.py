@@ -1,0 +1,1 @@
+"""Scripts that produce the results tables and figures of the README."""

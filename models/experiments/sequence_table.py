@@ -1,0 +1,80 @@
+"""Collect sequence-task runs into the README's results table.
+
+    python -m models.experiments.sequence_table runs/smnist-nwm2d-s0 runs/adding500-nwm2d-s*
+
+Each argument is a run folder written by ``oscsim train``; the table states the budget each
+run had (epochs or steps, wall time) beside its test metric.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+
+def load_summary(folder: Path) -> dict[str, Any]:
+    """The ``metrics.json`` summary of one run folder."""
+    path = folder / "metrics.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{folder} holds no metrics.json (not an oscsim train run?)")
+    return dict(json.loads(path.read_text()))
+
+
+def _classification_row(summary: dict[str, Any]) -> str:
+    best = summary.get("best", {})
+    test = best.get("test_accuracy")
+    validation = best.get("accuracy")
+    return (
+        f"| {summary['task']} | {summary['model']} | {summary['parameters']} | "
+        f"{'—' if test is None else f'{100 * test:.2f} %'} | "
+        f"{'—' if validation is None else f'{100 * validation:.2f} %'} | "
+        f"{summary['epochs_completed']} epochs, {summary['steps']} steps, "
+        f"{summary['wall_seconds'] / 3600:.2f} h |"
+    )
+
+
+def adding_rows(summaries: list[dict[str, Any]]) -> list[str]:
+    """One row per (model, T): how many seeds converged and after how many iterations."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for summary in summaries:
+        length = summary["run"].get("seq_len") or 500
+        groups[(summary["model"], int(length))].append(summary)
+    rows = []
+    for (model, length), runs in sorted(groups.items()):
+        steps = [r["converged_step"] for r in runs if r.get("converged_step") is not None]
+        budget = max(r["steps"] for r in runs)
+        text = ", ".join(str(s) for s in sorted(steps)) if steps else "none"
+        rows.append(
+            f"| {model} | {length} | {runs[0]['parameters']} | {len(steps)}/{len(runs)} | "
+            f"{text} | up to {budget} steps each |"
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the markdown tables for the given run folders."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    summaries = [load_summary(folder) for folder in args.runs]
+    classification = [s for s in summaries if s["task"] in ("smnist", "psmnist")]
+    adding = [s for s in summaries if s["task"] == "adding"]
+    if classification:
+        print("| task | model | parameters | test accuracy | best validation | budget |")
+        print("|---|---|---|---|---|---|")
+        for summary in classification:
+            print(_classification_row(summary))
+    if adding:
+        print()
+        print("| model | T | parameters | converged (MSE < 0.05) | at iteration | budget |")
+        print("|---|---|---|---|---|---|")
+        for row in adding_rows(adding):
+            print(row)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
