@@ -21,6 +21,9 @@ import scipy.linalg
 from oscsim.errors import OscsimInputError
 from oscsim.parameters import NetworkParameters
 
+#: A wave vector in rad per cell, one entry per grid axis (grid order).
+WaveVector = Sequence[float] | np.ndarray
+
 
 def _check_local(params: NetworkParameters) -> None:
     if params.coupling not in ("local", "none"):
@@ -31,7 +34,7 @@ def _check_local(params: NetworkParameters) -> None:
 
 
 def kernel_symbol(
-    kernel: np.ndarray | None, wavevector: Sequence[float], channels: int
+    kernel: np.ndarray | None, wavevector: WaveVector, channels: int
 ) -> np.ndarray:
     """``Λ(k)``, ``(C, C)`` complex, of a local kernel ``(C, C, *k_size)`` at ``wavevector``."""
     if kernel is None:
@@ -58,7 +61,7 @@ def _gain(params: NetworkParameters) -> np.ndarray:
     return 1.0 - np.tanh(bias) ** 2
 
 
-def mode_matrix(params: NetworkParameters, wavevector: Sequence[float]) -> np.ndarray:
+def mode_matrix(params: NetworkParameters, wavevector: WaveVector) -> np.ndarray:
     """The ``(2C, 2C)`` matrix ``A(k)`` with ``d/dt (ŷ, ẑ) = A(k) (ŷ, ẑ)`` for one mode."""
     _check_local(params)
     c = params.channels
@@ -72,12 +75,12 @@ def mode_matrix(params: NetworkParameters, wavevector: Sequence[float]) -> np.nd
     return a
 
 
-def dispersion(params: NetworkParameters, wavevector: Sequence[float]) -> np.ndarray:
+def dispersion(params: NetworkParameters, wavevector: WaveVector) -> np.ndarray:
     """Eigenvalues ``s(k)`` (``2C`` complex) of one mode: ``Re s`` growth, ``Im s`` frequency."""
     return np.linalg.eigvals(mode_matrix(params, wavevector))
 
 
-def mode_frequency(params: NetworkParameters, wavevector: Sequence[float]) -> float:
+def mode_frequency(params: NetworkParameters, wavevector: WaveVector) -> float:
     """``ω(k) ≥ 0`` (rad per time unit) of the least-damped oscillating branch of a mode."""
     s = dispersion(params, wavevector)
     oscillating = s[np.abs(s.imag) > 1e-12]
@@ -86,7 +89,7 @@ def mode_frequency(params: NetworkParameters, wavevector: Sequence[float]) -> fl
     return float(abs(oscillating[np.argmax(oscillating.real)].imag))
 
 
-def phase_speed(params: NetworkParameters, wavevector: Sequence[float]) -> float:
+def phase_speed(params: NetworkParameters, wavevector: WaveVector) -> float:
     """Predicted phase speed ``ω(k)/|k|`` in cells per time unit."""
     norm = float(np.linalg.norm(wavevector))
     if norm == 0:
