@@ -191,8 +191,9 @@ def build_sequence_model(
             f"unknown model option(s) {unknown} for {name}; allowed: {', '.join(sorted(allowed))}"
         )
     settings.update(options)
-    if isinstance(settings.get("grid"), Sequence):
-        settings["grid"] = tuple(int(g) for g in settings["grid"])  # type: ignore[union-attr]
+    grid = settings.get("grid")
+    if isinstance(grid, Sequence):
+        settings["grid"] = tuple(int(g) for g in grid)
     core = CoreSpec(**settings)  # type: ignore[arg-type]
     return OscillatorSequenceModel(input_size, output_size, core, seed=seed)
 

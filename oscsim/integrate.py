@@ -429,7 +429,9 @@ def _integrate_torchdiffeq(
         if adjoint:
             if not isinstance(field, nn.Module):
                 raise OscsimInputError("adjoint=True needs the field to be a torch.nn.Module")
-            adjoint_params = tuple(p for p in field.parameters() if p.requires_grad)
+            adjoint_params: tuple[torch.Tensor, ...] = tuple(
+                p for p in field.parameters() if p.requires_grad
+            )
             if signal is not None and signal.values.requires_grad:
                 adjoint_params = adjoint_params + (signal.values,)
             out = torchdiffeq.odeint_adjoint(

@@ -153,7 +153,8 @@ def exact_linear_solution(
         augmented[index, :, : 2 * c, : 2 * c] = mode_matrix(params, k)
     augmented[:, :, c : 2 * c, 2 * c] = f_modes
     state = np.concatenate([y_modes, z_modes, np.ones((m, batch, 1))], axis=-1)
-    positions, velocities = [], []
+    positions: list[np.ndarray] = []
+    velocities: list[np.ndarray] = []
     for t in np.asarray(times, dtype=np.float64):
         evolved = np.einsum("mbij,mbj->mbi", scipy.linalg.expm(augmented * t), state)
         for store, part in ((positions, evolved[..., :c]), (velocities, evolved[..., c : 2 * c])):

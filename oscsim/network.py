@@ -35,6 +35,8 @@ class NonNegative(nn.Module):
     A trainable value of exactly 0 starts at 1e-6 (softplus never reaches 0).
     """
 
+    fixed: torch.Tensor
+
     def __init__(self, value: torch.Tensor, trainable: bool) -> None:
         super().__init__()
         self.trainable = trainable
@@ -160,7 +162,7 @@ class OscillatorNetwork(nn.Module):
         )
         if drive is None and input_size is not None:
             drive = LinearDrive(input_size, params.state_shape)
-        self.drive = drive
+        self.drive: nn.Module | None = drive
 
     @classmethod
     def from_parameters(cls, params: NetworkParameters, **options: object) -> OscillatorNetwork:
@@ -185,7 +187,10 @@ class OscillatorNetwork(nn.Module):
         def weight(module: nn.Module | None) -> np.ndarray | None:
             if module is None:
                 return None
-            return module.weight.detach().cpu().double().numpy().copy()
+            tensor = module.weight
+            if not isinstance(tensor, torch.Tensor):
+                raise TypeError(f"coupling {type(module).__name__} has no weight tensor")
+            return tensor.detach().cpu().double().numpy().copy()
 
         return NetworkParameters(
             grid=self.grid,
