@@ -195,7 +195,8 @@ def test_float32_matches_float64_eager():
     assert_close_all(g32, g64, rtol=1e-3, atol=1e-4)
 
 
-def test_float32_tanh_within_one_ulp():
+def test_float32_tanh_within_six_ulp():
+    """The float32 kernels' own tanh (libm's tanhf would not vectorise)."""
     from numba import njit
 
     @njit(error_model="numpy")
@@ -208,10 +209,11 @@ def test_float32_tanh_within_one_ulp():
     x = np.concatenate(
         [np.linspace(-12, 12, 400_001), np.linspace(-1e-3, 1e-3, 20_001), [0.0, 1e-30, -40.0]]
     ).astype(np.float32)
-    got = apply(x).astype(np.float64)
+    got = apply(x)
+    assert got.dtype == np.float32
     exact = np.tanh(x.astype(np.float64))
     ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
-    assert np.all(np.abs(got - exact) <= ulp)
+    assert np.all(np.abs(got - exact) <= 6 * ulp)
     assert np.all(np.abs(got) <= 1.0)
 
 

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from oscsim.fused import _workspace
 from oscsim.fused._checks import SequenceSpec
 
 
@@ -37,6 +38,13 @@ def _conv(state: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Circular cross-correlation of (B, C_in, *grid) with (C_out, C_in, k[, k])."""
     padded = _pad(state, kernel.shape[-1] // 2)
     return F.conv1d(padded, kernel) if state.ndim == 3 else F.conv2d(padded, kernel)
+
+
+def _empty(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """A large buffer: from the reuse cache on CPU (no fresh pages to fault in)."""
+    if like.device.type == "cpu":
+        return _workspace.empty(shape, like.dtype)
+    return like.new_empty(shape)
 
 
 class TorchImex(torch.autograd.Function):
@@ -63,9 +71,9 @@ class TorchImex(torch.autograd.Function):
         kernel = None
         if spec.coupling != "none":
             kernel = torch.cat([kernel_position, kernel_velocity], dim=1)
-        pre_all = drive + (bias.view(per_channel) if bias.ndim == 1 else bias)
-        states = drive.new_empty((spec.steps + 1, spec.batch, 2 * c, *spec.grid))
-        acts = drive.new_empty(drive.shape)
+        states = _empty((spec.steps + 1, spec.batch, 2 * c, *spec.grid), drive)
+        acts = _empty(tuple(drive.shape), drive)  # drive + b first, then the activations
+        torch.add(drive, bias.view(per_channel) if bias.ndim == 1 else bias, out=acts)
         states[0, :, :c] = position0
         states[0, :, c:] = velocity0
         decay = (1 - dt_value * epsilon).view(per_channel)
@@ -75,13 +83,9 @@ class TorchImex(torch.autograd.Function):
             y, z = s[:, :c], s[:, c:]
             h = acts[n]
             if spec.coupling == "global":
-                torch.addmm(
-                    pre_all[n].flatten(1), s.flatten(1), kernel.T, out=h.view(spec.batch, -1)
-                )
+                h.view(spec.batch, -1).addmm_(s.flatten(1), kernel.T)
             elif spec.coupling == "local":
-                torch.add(pre_all[n], _conv(s, kernel), out=h)
-            else:
-                h.copy_(pre_all[n])
+                h.add_(_conv(s, kernel))
             if spec.activation == "tanh":
                 h.tanh_()
             z_next = states[n + 1, :, c:]
@@ -118,7 +122,9 @@ class TorchImex(torch.autograd.Function):
                 gy += grad_position
             if grad_velocity is not None:
                 gz += grad_velocity
-        adjoints = acts.new_empty(acts.shape)  # ∂L/∂drive[n], also used for the kernel gradients
+        adjoints = _empty(
+            tuple(acts.shape), acts
+        )  # ∂L/∂drive[n], also used for the kernel gradients
         acc_g = torch.zeros_like(gy)
         acc_e = torch.zeros_like(gy)
         acc_dt = torch.zeros_like(gy)
