@@ -91,6 +91,8 @@ class OscillatorNetwork(nn.Module):
         ``input_size``. With neither, ``u`` must already have shape ``(B, C, *grid)``.
     seed
         Seed for the kernels not given explicitly (see `NetworkParameters.random`).
+    dtype
+        Floating dtype of the parameters (default: torch's default dtype).
     kernel_position, kernel_velocity
         ``K_y`` and ``K_z``, shapes as in `oscsim.parameters`.
 
@@ -124,6 +126,7 @@ class OscillatorNetwork(nn.Module):
         seed: int = 0,
         kernel_position: np.ndarray | None = None,
         kernel_velocity: np.ndarray | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         params = NetworkParameters.random(
@@ -144,7 +147,9 @@ class OscillatorNetwork(nn.Module):
         self.coupling = params.coupling
         self.activation = params.activation
         self._act = ACTIVATION_FUNCTIONS[params.activation]
-        dtype = torch.get_default_dtype()
+        # Built directly in the requested dtype: converting later (.double()) could not
+        # restore digits already rounded away in float32.
+        dtype = dtype if dtype is not None else torch.get_default_dtype()
         self.position_coupling = build_coupling(
             params.coupling, _tensor(params.kernel_position, dtype)
         )

@@ -35,7 +35,7 @@ def simulate(config: SimulationConfig) -> xr.Dataset:
     if solver.backend == "torch":
         device = _device(solver.device)
         dtype = getattr(torch, solver.dtype)
-        network = OscillatorNetwork.from_parameters(params).to(dtype=dtype, device=device)
+        network = OscillatorNetwork.from_parameters(params, dtype=dtype).to(device=device)
         state0 = tuple(
             torch.as_tensor(a, dtype=dtype, device=device) for a in (position0, velocity0)
         )

@@ -151,3 +151,16 @@ def test_linear_drive_and_grid_drive() -> None:
 def test_bad_network_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(OscsimInputError, match=message):
         OscillatorNetwork(**kwargs)
+
+
+def test_float64_network_keeps_every_digit_under_a_float32_default() -> None:
+    params = NetworkParameters.random((6, 5), 1, "local", rng=11, gamma=0.123456789012345)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        net = OscillatorNetwork.from_parameters(params, dtype=torch.float64)
+    finally:
+        torch.set_default_dtype(previous)
+    back = net.to_parameters()
+    np.testing.assert_array_equal(back.kernel_position, params.kernel_position)
+    np.testing.assert_array_equal(back.gamma, params.gamma)
