@@ -17,11 +17,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-#: Errors below this fraction of the solution's scale are float64 round-off, not truncation.
-ROUND_OFF = 1e-11
-
 from oscsim.linear import dispersion, grid_wavevectors, kernel_symbol
 from oscsim.parameters import NetworkParameters
+
+#: Errors below this fraction of the solution's scale are float64 round-off, not truncation.
+ROUND_OFF = 1e-11
 
 
 class Solver(Protocol):
