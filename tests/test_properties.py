@@ -129,12 +129,18 @@ def test_damped_linear_network_decays_at_slowest_mode_rate(
     assume(rate < -0.05)  # a decaying network, not a growing or marginal one
     y0 = rng.standard_normal((1, *params.state_shape))
     z0 = rng.standard_normal((1, *params.state_shape))
-    horizon = 12.0 / abs(rate)  # twelve e-foldings of the slowest mode
+    # Fit between 30 and 40 e-foldings of the slowest mode: any mode decaying 10 % faster
+    # or more has by then fallen e³ ≈ 20 times further behind, so the envelope's slope is
+    # the slowest mode's within the 10 % asserted (a closer mode lies within it anyway).
     measured = measured_decay_rate(
-        reference_solver("rk4"), params, y0, z0, t_start=horizon / 2, t_end=horizon, dt=0.02
+        reference_solver("rk4"),
+        params,
+        y0,
+        z0,
+        t_start=30.0 / abs(rate),
+        t_end=40.0 / abs(rate),
+        dt=0.02,
     )
-    # After half the horizon the slowest mode dominates: the envelope's slope matches its
-    # rate within 10 % (the next mode's share and the envelope sampling add the rest).
     assert measured == pytest.approx(rate, rel=0.1)
 
 
