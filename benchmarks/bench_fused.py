@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import resource
 import statistics
@@ -57,6 +56,10 @@ TARGETS = {"nwm2d": 15.0, "cornn256": 1.0}
 
 class FusedNWM2D(nn.Module):
     """`EagerNWM2D` with the whole sequence in one `imex_sequence` call."""
+
+    bias: torch.Tensor
+    gamma: torch.Tensor
+    epsilon: torch.Tensor
 
     def __init__(self, eager: EagerNWM2D) -> None:
         super().__init__()
@@ -91,6 +94,10 @@ class FusedCoRNN(nn.Module):
     The cell's ``i2h`` acts on ``[u, z, y]``; its columns split into the input map ``V``
     (with the bias), ``K_z`` and ``K_y``: the same parameters, the same model.
     """
+
+    bias: torch.Tensor
+    gamma: torch.Tensor
+    epsilon: torch.Tensor
 
     def __init__(self, eager: EagerCoRNN) -> None:
         super().__init__()
@@ -212,25 +219,47 @@ def _in_subprocess(task: dict[str, Any]) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _row(name: str, ours: float, baseline: float, unit: str, note: str, *, higher: bool):
-    ratio = ours / baseline if higher else baseline / ours
+BASELINE = "eager per-step loop (published code's style)"
+
+
+def _time_row(case: str, ours_s: float, baseline_s: float, note: str) -> dict[str, Any]:
     return {
         "benchmark": "fused",
-        "name": name,
-        "ours": ours,
-        "baseline": baseline,
-        "unit": unit,
-        "ratio": ratio,
+        "case": case,
+        "ours_s": ours_s,
+        "baseline": BASELINE,
+        "baseline_s": baseline_s,
+        "ratio": baseline_s / ours_s,
         "note": note,
+    }
+
+
+def _value_row(
+    case: str, ours: float, baseline: float, unit: str, note: str, *, higher_is_better: bool
+) -> dict[str, Any]:
+    """A row for a quantity other than time; the values are in the note and in
+    ``ours_value``/``baseline_value``; ``ratio`` > 1 still means ours is better."""
+    return {
+        "benchmark": "fused",
+        "case": case,
+        "ours_s": None,
+        "baseline": BASELINE,
+        "baseline_s": None,
+        "ratio": ours / baseline if higher_is_better else baseline / ours,
+        "note": f"ours {ours:.4g} {unit}, baseline {baseline:.4g} {unit}; {note}",
+        "ours_value": ours,
+        "baseline_value": baseline,
+        "unit": unit,
     }
 
 
 def run(*, quick: bool = False) -> list[dict[str, Any]]:
     """Measure every row; ``quick`` uses 196 steps instead of 784 and fewer repetitions.
 
-    Each row: ``name``; ``ours`` and ``baseline`` in ``unit``; ``ratio`` (> 1 means the
-    fused kernel is better: baseline/ours for time and memory, ours/baseline for
-    throughput); ``note`` (how it was measured, the target where there is one).
+    Rows follow `benchmarks.ROW_KEYS`: ``case``, ``ours_s`` and ``baseline_s`` (seconds,
+    ``None`` for memory and throughput rows, whose values are in ``note``, ``ours_value``
+    and ``baseline_value``), ``ratio`` (> 1: the fused kernel is better), ``note`` (how it
+    was measured, the target where there is one).
     """
     steps = QUICK_STEPS if quick else STEPS
     repeats = 2 if quick else 3
@@ -253,48 +282,46 @@ def run(*, quick: bool = False) -> list[dict[str, Any]]:
             load = ", ".join(f"{v:.1f}" for v in timing["load_average"])
             threads = timing["threads"]
             rows.append(
-                _row(
-                    f"{title}: training step time, {threads} thread{'s' * (threads > 1)}",
+                _time_row(
+                    f"{title}: training step, {threads} thread{'s' * (threads > 1)}",
                     wall["fused"],
                     wall["eager"],
-                    "s",
                     f"{size}; median of {repeats} alternating steps; CPU s/step fused "
                     f"{cpu['fused']:.3f}, eager {cpu['eager']:.3f}; target ≥ "
                     f"{TARGETS[model]:g}×; load average {load}; logits agree to "
                     f"{timing['logit_max_abs_diff']:.1e}",
-                    higher=False,
                 )
             )
         timing = timings[0]
         wall = timing["wall"]
         rows.append(
-            _row(
+            _value_row(
                 f"{title}: training sequences per second",
                 BATCH / wall["fused"],
                 BATCH / wall["eager"],
                 "seq/s",
                 f"{size}; batch size over the median step time, {timing['threads']} threads",
-                higher=True,
+                higher_is_better=True,
             )
         )
         rows.append(
-            _row(
+            _value_row(
                 f"{title}: peak memory of a training step",
                 memory["fused"]["peak_growth_mib"],
                 memory["eager"]["peak_growth_mib"],
                 "MiB",
                 f"{size}; growth of ru_maxrss over one step, fresh process each",
-                higher=False,
+                higher_is_better=False,
             )
         )
         rows.append(
             {
                 "benchmark": "fused",
-                "name": f"{title}: fused kernel first call",
-                "ours": timing["first_call_s"],
-                "baseline": math.nan,
-                "unit": "s",
-                "ratio": math.nan,
+                "case": f"{title}: fused kernel first call",
+                "ours_s": timing["first_call_s"],
+                "baseline": "—",
+                "baseline_s": None,
+                "ratio": None,
                 "note": "Numba compilation, or loading its on-disk cache (not in the step times)",
             }
         )
@@ -302,15 +329,9 @@ def run(*, quick: bool = False) -> list[dict[str, Any]]:
 
 
 def _format(rows: list[dict[str, Any]]) -> str:
-    lines = []
-    for row in rows:
-        ratio = "" if math.isnan(row["ratio"]) else f"{row['ratio']:.2f}×"
-        baseline = "" if math.isnan(row["baseline"]) else f"{row['baseline']:.4g}"
-        lines.append(
-            f"{row['name']:<55} ours {row['ours']:>9.4g} {row['unit']:<5} "
-            f"baseline {baseline:>9} ratio {ratio:>7}\n    {row['note']}"
-        )
-    return "\n".join(lines)
+    from benchmarks import format_table
+
+    return format_table(rows)
 
 
 def main(argv: list[str] | None = None) -> int:

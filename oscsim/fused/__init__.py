@@ -146,7 +146,7 @@ def imex_sequence(
     if backend == "torch":
         from oscsim.fused._torch_function import TorchImex
 
-        return TorchImex.apply(spec, return_sequence, *args)  # type: ignore[no-any-return]
+        return TorchImex.apply(spec, return_sequence, *args)
 
     if spec.device.type != "cpu" or coupling not in ("local", "none"):
         raise OscsimInputError(
@@ -159,7 +159,7 @@ def imex_sequence(
         isinstance(t, torch.Tensor) and t.requires_grad for t in args
     )
     if needs_grad:
-        return numba_impl.NumbaImex.apply(spec, return_sequence, *args)  # type: ignore[no-any-return]
+        return numba_impl.NumbaImex.apply(spec, return_sequence, *args)
     every = numba_impl.checkpoint_interval(spec, return_sequence=return_sequence, needs_grad=False)
     saved = numba_impl.run_forward(spec, *args[:8], float(dt), every)
     return numba_impl.outputs(spec, *saved, return_sequence)

@@ -73,7 +73,7 @@ def check_arguments(
         raise OscsimInputError(
             f"activation must be one of {', '.join(FUSED_ACTIVATIONS)}; got {activation!r}"
         )
-    tensors = {
+    tensors: dict[str, torch.Tensor | None] = {
         "drive": drive,
         "position0": position0,
         "velocity0": velocity0,
@@ -82,21 +82,23 @@ def check_arguments(
         "epsilon": epsilon,
     }
     if coupling != "none":
-        tensors["kernel_position"] = kernel_position  # type: ignore[assignment]
-        tensors["kernel_velocity"] = kernel_velocity  # type: ignore[assignment]
+        tensors["kernel_position"] = kernel_position
+        tensors["kernel_velocity"] = kernel_velocity
     elif kernel_position is not None or kernel_velocity is not None:
         raise OscsimInputError(
             "kernel_position and kernel_velocity must be None for coupling 'none'"
         )
+    checked: dict[str, torch.Tensor] = {}
     for name, value in tensors.items():
         if not isinstance(value, torch.Tensor):
             raise OscsimInputError(
                 f"{name} must be a torch.Tensor, got {type(value).__name__}"
                 + (f" (coupling {coupling!r} needs both kernels)" if value is None else "")
             )
+        checked[name] = value
     if drive.dtype not in FLOAT_DTYPES:
         raise OscsimInputError(f"drive must be float32 or float64, got {drive.dtype}")
-    for name, value in tensors.items():
+    for name, value in checked.items():
         if value.dtype != drive.dtype:
             raise OscsimInputError(
                 f"{name} has dtype {value.dtype} but drive has {drive.dtype}; "
@@ -132,12 +134,10 @@ def check_arguments(
         raise OscsimInputError(
             f"bias must have shape ({channels},) or {(channels, *grid)}, got {_shape(bias)}"
         )
+    kernels = [(name, checked[name]) for name in ("kernel_position", "kernel_velocity")
+               if name in checked]  # fmt: skip
     if coupling == "local":
-        assert kernel_position is not None and kernel_velocity is not None  # checked above
-        for name, kernel in (
-            ("kernel_position", kernel_position),
-            ("kernel_velocity", kernel_velocity),
-        ):
+        for name, kernel in kernels:
             k = kernel.shape[-1] if kernel.ndim else 0
             expected = (channels, channels) + (k,) * len(grid)
             if _shape(kernel) != expected or k % 2 == 0:
@@ -150,18 +150,14 @@ def check_arguments(
                 raise OscsimInputError(
                     f"{name}: grid {list(grid)} is smaller than the kernel size {k}"
                 )
-        if kernel_position.shape != kernel_velocity.shape:
+        if kernels[0][1].shape != kernels[1][1].shape:
             raise OscsimInputError(
                 "kernel_position and kernel_velocity must have the same shape, got "
-                f"{_shape(kernel_position)} and {_shape(kernel_velocity)}"
+                f"{_shape(kernels[0][1])} and {_shape(kernels[1][1])}"
             )
     elif coupling == "global":
         n = channels * math.prod(grid)
-        for name, kernel in (
-            ("kernel_position", kernel_position),
-            ("kernel_velocity", kernel_velocity),
-        ):
-            assert kernel is not None
+        for name, kernel in kernels:
             if _shape(kernel) != (n, n):
                 raise OscsimInputError(
                     f"{name} for 'global' coupling must have shape (C·N, C·N) = {(n, n)}, "

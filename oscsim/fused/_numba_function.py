@@ -111,7 +111,7 @@ class NumbaImex(torch.autograd.Function):
     """The fused `imex` recurrence with its hand-derived adjoint (see `_numba_kernels`)."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         spec: SequenceSpec,
         return_sequence: bool,
@@ -145,7 +145,7 @@ class NumbaImex(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(  # type: ignore[override]
+    def backward(
         ctx: Any, grad_position: torch.Tensor | None, grad_velocity: torch.Tensor | None
     ) -> tuple[torch.Tensor | None, ...]:
         spec: SequenceSpec = ctx.spec
@@ -155,8 +155,8 @@ class NumbaImex(torch.autograd.Function):
         needs = ctx.needs_input_grad
         dtype = _np_dtype(spec)
         b, c, plane = spec.batch, spec.channels, _plane(spec)
-        zeros_state = np.zeros((b, c, *plane), dtype=dtype)
-        no_sequence = np.zeros((0, b, c, *plane), dtype=dtype)
+        zeros_state: np.ndarray = np.zeros((b, c, *plane), dtype=dtype)
+        no_sequence: np.ndarray = np.zeros((0, b, c, *plane), dtype=dtype)
         if ctx.return_sequence:
             grad_y_last = grad_z_last = zeros_state
             full = (spec.steps, b, c, *plane)
@@ -173,18 +173,12 @@ class NumbaImex(torch.autograd.Function):
         ky_t = np.ascontiguousarray(ky.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
         kz_t = np.ascontiguousarray(kz.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
         kernel_shape = (b, c, c, ky.shape[2], ky.shape[3])
-        padded = (plane[0] + ky.shape[2] // 2 * 2) * (plane[1] + ky.shape[3] // 2 * 2)
-        every = ctx.every
-        seg_y = _workspace.empty((every + 1, b, c, padded), spec.dtype)
-        seg_z = _workspace.empty((every + 1, b, c, padded), spec.dtype)
-        seg_h = _workspace.empty((every, b, c, padded), spec.dtype)
-        sums = [_workspace.empty((b, c, padded), spec.dtype, zero=True) for _ in range(6)]
         grad_drive = _workspace.empty((spec.steps if needs[2] else 0, b, c, *plane), spec.dtype)
         grad_y0 = torch.empty((b, c, *plane), dtype=spec.dtype)
         grad_z0 = torch.empty((b, c, *plane), dtype=spec.dtype)
         grad_ky = np.zeros(kernel_shape)
         grad_kz = np.zeros(kernel_shape)
-        grad_bias = np.empty((b, c, *plane), dtype=dtype)
+        grad_bias: np.ndarray = np.empty((b, c, *plane), dtype=dtype)
         grad_gamma = np.empty((b, c))
         grad_epsilon = np.empty((b, c))
         grad_dt = np.empty((b,), dtype=np.float64)
@@ -194,7 +188,6 @@ class NumbaImex(torch.autograd.Function):
             _bias(bias, spec), gamma.detach().numpy(), epsilon.detach().numpy(),
             dtype(ctx.dt_value), spec.activation == "tanh",
             grad_y_last, grad_z_last, grad_ys, grad_zs,
-            seg_y.numpy(), seg_z.numpy(), seg_h.numpy(), *(t.numpy() for t in sums),
             grad_drive.numpy(), grad_y0.numpy(), grad_z0.numpy(),
             grad_ky, grad_kz, grad_bias, grad_gamma, grad_epsilon, grad_dt,
         )  # fmt: skip

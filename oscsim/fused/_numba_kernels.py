@@ -2,8 +2,9 @@
 
 Every array is C-contiguous and of one float dtype (float32 or float64). A ring is handled
 as a torus of height 1 (kernel ``(C, C, 1, k)``); the ``none`` coupling passes kernels of
-shape ``(C, C, 0, 0)``, which skips the coupling term. One sample's state stays in cache for
-its whole sequence; samples are independent and run in parallel (`run_batched`).
+shape ``(C, C, 0, 0)``, which skips the coupling term. Samples are independent: the entry
+points take a slice of the batch and release the GIL, and `run_batched` runs slices on
+threads.
 
 Forward, for n = 0..T−1 (DESIGN §1)::
 
@@ -27,22 +28,31 @@ The forward saves the state every ``every`` steps (√T by default); the backwar
 recomputes each segment of steps from its saved state, keeping only that segment's states
 and activations, so memory is O(√T) per sample instead of O(T), for one extra forward.
 
-How the loops are made fast (each measured on the NWM-2D case, a 16×16 torus):
+How the loops are made fast (each step measured on NWM-2D: B=120, 784 steps, 16×16 torus,
+3×3 kernels; from the first working version, forward ~1.6 → 0.76 µs and backward ~4.6 →
+~2.2 µs of one core per sample-step):
 
-- each sample's state is kept in flat padded planes (see `_load`), and every inner loop
-  runs over the flat span from its first to its last interior cell: one long contiguous
-  loop per kernel tap (three taps per pass) instead of one short loop per grid row, and
-  1-D slices instead of ``reshape`` (which costs as much as the arithmetic here);
+- a thread's samples are laid out one after another in padded "planes" (see `_load`),
+  and every operation is one long contiguous loop over all of them: per kernel tap (three
+  taps per pass, both states in one pass), for tanh, for the update, for the adjoint. The
+  grids are small (256 cells), so loops over one row or one sample were dominated by
+  their own overhead;
+- time is the outer loop, so that each step reads and writes one contiguous block of the
+  (T, B, …) arrays instead of one sample's cells scattered 120 KB apart;
 - sums over cells and steps are accumulated per cell and reduced once at the end, except
-  the kernel gradients: one dot product per tap and step (the only ``fastmath``, for
-  re-association), summed over steps in float64;
+  the kernel gradients: dot products per tap and step over a slice's samples, the only
+  re-association (``fastmath`` ``reassoc``), summed over steps in float64. The split of the
+  batch over threads therefore changes those sums by rounding only, and results are
+  bitwise reproducible for a given thread count;
 - ``error_model="numpy"``: Numba's default Python error model checks every division for
-  zero, which stops the tanh loop from vectorising (10× slower);
+  zero, which stops the tanh loop from vectorising (10× slower); ``contract`` lets LLVM
+  fuse multiply-adds;
 - tanh in float32 is a rational function (below) instead of libm's scalar ``tanhf``;
-- no ``parallel=True``: the entry points take a range of samples and release the GIL, and
-  `run_batched` splits the batch over threads. ``prange`` was as fast at run time but
-  added about 8 s of compilation per kernel and dtype; whole-array assignments inside
-  the kernels are written as loops for the same reason.
+- no ``parallel=True``: ``prange`` was no faster than threads over slices but added about
+  8 s of compilation per kernel and dtype; whole-array assignments inside the kernels are
+  written as loops for the same reason (they compile much faster);
+- the large buffers come from `oscsim.fused._workspace` (first-touch page faults of fresh
+  memory cost as much as the arithmetic).
 """
 
 from __future__ import annotations
@@ -56,7 +66,7 @@ import torch
 from numba import njit, types
 from numba.extending import overload
 
-_JIT = {"cache": True, "error_model": "numpy"}
+_JIT = {"cache": True, "error_model": "numpy", "fastmath": {"contract"}}
 
 # tanh(x) ≈ x·P(x²)/Q(x²) on |x| ≤ 9, clamped to [−1, 1]: a rational fit to the relative
 # error (Sanathanan–Koerner iteration with Lawson reweighting) made for this module, max
@@ -108,97 +118,110 @@ def _act_tanh_impl(x: Any) -> Any:
 
 @njit(**_JIT)
 def _copy(dst, src):
-    """``dst[...] = src`` for (C, H, W) arrays (explicit loops compile much faster)."""
-    channels, height, width = src.shape
-    for c in range(channels):
-        for i in range(height):
-            for j in range(width):
-                dst[c, i, j] = src[c, i, j]
-
-
-@njit(**_JIT)
-def _copy_planes(dst, src):
-    """``dst[...] = src`` for (C, P) planes."""
+    """``dst[...] = src`` for (C, X) arrays (explicit loops compile much faster)."""
     channels, size = src.shape
     for c in range(channels):
         for p in range(size):
             dst[c, p] = src[c, p]
 
 
-# A sample's state lives in "planes": (C, P) arrays, each channel the (H+2rh)×(W+2rw) grid
-# padded by a periodic halo of k//2 cells, flattened (row stride wp = W+2rw). The "span"
-# of a plane is the flat range lo..lo+n from its first to its last interior cell
-# (lo = rh·wp + rw, n = (H−1)·wp + W); kernel tap (a, b) then reads the span shifted to
-# start at a·wp + b. The span's gaps (halo columns between rows) take values that are
-# never used.
+# The states of a thread's S samples live in "planes": (C, S·P) arrays, channel by channel,
+# the samples one after another. A sample's part is its (H+2rh)×(W+2rw) grid, padded by a
+# periodic halo of k//2 cells and flattened (row stride wp = W+2rw, P cells). The "span" is
+# the flat range lo..lo+n from the first interior cell of the first sample to the last
+# interior cell of the last one (lo = rh·wp + rw, n = (S−1)·P + (H−1)·wp + W); kernel tap
+# (a, b) then reads the span shifted to start at a·wp + b. Every operation is one long loop
+# over the span; its halo cells (between the rows and between the samples) take values that
+# are never used.
 
 
 @njit(**_JIT)
-def _load(plane, src, rh, rw):
-    """The interior of ``plane`` (C, P) ← ``src`` (C, H, W)."""
-    channels, height, width = src.shape
+def _load(planes, src, start, rh, rw):
+    """The interiors of ``planes`` (C, S·P) ← ``src[start:start+S]`` (B, C, H, W)."""
+    channels, total = planes.shape
+    height, width = src.shape[2], src.shape[3]
     wp = width + 2 * rw
-    for c in range(channels):
-        for i in range(height):
-            row = (rh + i) * wp + rw
-            for j in range(width):
-                plane[c, row + j] = src[c, i, j]
+    size = (height + 2 * rh) * wp
+    for s in range(total // size):
+        for c in range(channels):
+            for i in range(height):
+                row = s * size + (rh + i) * wp + rw
+                for j in range(width):
+                    planes[c, row + j] = src[start + s, c, i, j]
 
 
 @njit(**_JIT)
-def _load_add(plane, src, rh, rw):
-    """The interior of ``plane`` (C, P) += ``src`` (C, H, W)."""
-    channels, height, width = src.shape
+def _load_add(planes, src, start, rh, rw):
+    """The interiors of ``planes`` (C, S·P) += ``src[start:start+S]`` (B, C, H, W)."""
+    channels, total = planes.shape
+    height, width = src.shape[2], src.shape[3]
     wp = width + 2 * rw
-    for c in range(channels):
-        for i in range(height):
-            row = (rh + i) * wp + rw
-            for j in range(width):
-                plane[c, row + j] += src[c, i, j]
+    size = (height + 2 * rh) * wp
+    for s in range(total // size):
+        for c in range(channels):
+            for i in range(height):
+                row = s * size + (rh + i) * wp + rw
+                for j in range(width):
+                    planes[c, row + j] += src[start + s, c, i, j]
 
 
 @njit(**_JIT)
-def _store(dst, plane, rh, rw):
-    """``dst`` (C, H, W) ← the interior of ``plane`` (C, P)."""
-    channels, height, width = dst.shape
+def _store(dst, planes, start, rh, rw):
+    """``dst[start:start+S]`` (B, C, H, W) ← the interiors of ``planes`` (C, S·P)."""
+    channels, total = planes.shape
+    height, width = dst.shape[2], dst.shape[3]
     wp = width + 2 * rw
-    for c in range(channels):
-        for i in range(height):
-            row = (rh + i) * wp + rw
-            for j in range(width):
-                dst[c, i, j] = plane[c, row + j]
+    size = (height + 2 * rh) * wp
+    for s in range(total // size):
+        for c in range(channels):
+            for i in range(height):
+                row = s * size + (rh + i) * wp + rw
+                for j in range(width):
+                    dst[start + s, c, i, j] = planes[c, row + j]
 
 
 @njit(**_JIT)
-def _wrap(plane, height, width, rh, rw):
-    """Fill the halo of ``plane`` periodically from its interior."""
-    channels = plane.shape[0]
+def _wrap(planes, height, width, rh, rw):
+    """Fill every sample's halo periodically from its interior."""
+    channels, total = planes.shape
     wp = width + 2 * rw
-    for c in range(channels):
-        for i in range(rh, rh + height):
-            row = i * wp
-            for j in range(rw):
-                plane[c, row + j] = plane[c, row + j + width]
-                plane[c, row + rw + width + j] = plane[c, row + rw + j]
-        for i in range(rh):
-            top = i * wp
-            bottom = (rh + height + i) * wp
-            for j in range(wp):
-                plane[c, top + j] = plane[c, top + height * wp + j]
-                plane[c, bottom + j] = plane[c, (rh + i) * wp + j]
+    size = (height + 2 * rh) * wp
+    for s in range(total // size):
+        base = s * size
+        for c in range(channels):
+            for i in range(rh, rh + height):
+                row = base + i * wp
+                for j in range(rw):
+                    planes[c, row + j] = planes[c, row + j + width]
+                    planes[c, row + rw + width + j] = planes[c, row + rw + j]
+            for i in range(rh):
+                top = base + i * wp
+                bottom = base + (rh + height + i) * wp
+                for j in range(wp):
+                    planes[c, top + j] = planes[c, top + height * wp + j]
+                    planes[c, bottom + j] = planes[c, base + (rh + i) * wp + j]
 
 
 @njit(**_JIT)
-def _zero_gaps(plane, height, width, rh, rw):
-    """Zero the halo columns of the interior rows (the gaps inside the span)."""
-    channels = plane.shape[0]
+def _zero_halo(planes, height, width, rh, rw):
+    """Zero every sample's halo (its interior is left alone)."""
+    channels, total = planes.shape
     wp = width + 2 * rw
-    for c in range(channels):
-        for i in range(rh, rh + height):
-            row = i * wp
-            for j in range(rw):
-                plane[c, row + j] = 0
-                plane[c, row + rw + width + j] = 0
+    size = (height + 2 * rh) * wp
+    for s in range(total // size):
+        base = s * size
+        for c in range(channels):
+            for i in range(rh, rh + height):
+                row = base + i * wp
+                for j in range(rw):
+                    planes[c, row + j] = 0
+                    planes[c, row + rw + width + j] = 0
+            for i in range(rh):
+                top = base + i * wp
+                bottom = base + (rh + height + i) * wp
+                for j in range(wp):
+                    planes[c, top + j] = 0
+                    planes[c, bottom + j] = 0
 
 
 @njit(**_JIT)
@@ -293,7 +316,7 @@ def _correlate_add_to_both(dst_a, kernel_a, dst_b, kernel_b, src, wp, lo, n):
                     b += 1
 
 
-@njit(fastmath={"reassoc", "nsz"}, **_JIT)
+@njit(**(_JIT | {"fastmath": {"contract", "reassoc", "nsz"}}))
 def _dot3(x, s0, s1, s2, zero):
     """``(Σ x·s0, Σ x·s1, Σ x·s2)`` in the dtype of ``zero``, summed in whatever order
     vectorises best (the only re-association in these kernels)."""
@@ -308,7 +331,7 @@ def _dot3(x, s0, s1, s2, zero):
     return t0, t1, t2
 
 
-@njit(fastmath={"reassoc", "nsz"}, **_JIT)
+@njit(**(_JIT | {"fastmath": {"contract", "reassoc", "nsz"}}))
 def _dot(x, y, zero):
     """``Σ x·y`` in the dtype of ``zero``, summed in whatever order vectorises best."""
     total = zero
@@ -348,26 +371,29 @@ def _kernel_grad_add(acc, adjoint, src, wp, lo, n, zero):
 
 
 @njit(**_JIT)
-def _step(d, bias, y, z, h, kernel_y, kernel_z, gamma, epsilon, dt, use_tanh):
-    """One step of one sample on (C, P) planes, in place: ``h`` ← act(pre); ``y``, ``z`` advance.
+def _step(drive, start, bias, y, z, h, kernel_y, kernel_z, gamma, epsilon, dt, use_tanh):
+    """One step of the samples ``start..`` held in ``y``, ``z`` (C, S·P), in place.
 
-    ``d`` and ``bias`` are (C, H, W). ``y`` and ``z`` have valid halos on entry and on
-    return. The forward pass and the backward's recomputation both call this, so the
-    recomputed states are bitwise the forward's.
+    ``drive`` is this step's (B, C, H, W); ``h`` receives the activations. ``y`` and ``z``
+    have valid halos on entry and on return. The forward pass and the backward's
+    recomputation both call this, so the recomputed states are bitwise the forward's.
     """
-    channels, height, width = d.shape
+    channels, total = y.shape
+    height, width = drive.shape[2], drive.shape[3]
     kh, kw = kernel_y.shape[2], kernel_y.shape[3]
     rh, rw = kh // 2, kw // 2
     wp = width + 2 * rw
+    size = (height + 2 * rh) * wp
     lo = rh * wp + rw
-    n = (height - 1) * wp + width
-    for c in range(channels):
-        for i in range(height):
-            row = (rh + i) * wp + rw
-            for j in range(width):
-                h[c, row + j] = d[c, i, j] + bias[c, i, j]
+    n = total - size + (height - 1) * wp + width
+    for s in range(total // size):
+        for c in range(channels):
+            for i in range(height):
+                row = s * size + (rh + i) * wp + rw
+                for j in range(width):
+                    h[c, row + j] = drive[start + s, c, i, j] + bias[c, i, j]
     if kh > 0:
-        _zero_gaps(h, height, width, rh, rw)  # keeps the unused gap cells bounded
+        _zero_halo(h, height, width, rh, rw)  # keeps the unused halo cells bounded
         _correlate_add(h, y, kernel_y, z, kernel_z, wp, lo, n)
     for c in range(channels):
         hs = h[c, lo : lo + n]
@@ -398,42 +424,32 @@ def imex_forward(
     ``dt`` is a scalar of the arrays' dtype. ``saved_y``/``saved_z`` are (S+1, B, C, H, W)
     with S = ceil(T / every): slot m receives the state after min(m·every, T) steps (slot
     0 the initial state, slot S the final one). ``every = 1`` keeps the whole sequence.
-
-    Time is the outer loop and the samples of the slice the inner one, so that each step
-    reads one contiguous block of ``drive``; the running states stay in a small buffer.
     """
     steps, _, channels, height, width = drive.shape
     kh, kw = kernel_y.shape[2], kernel_y.shape[3]
     rh, rw = kh // 2, kw // 2
-    size = (height + 2 * rh) * (width + 2 * rw)
-    count = stop - start
-    dtype = drive.dtype
-    y = np.zeros((count, channels, size), dtype)
+    total = (stop - start) * (height + 2 * rh) * (width + 2 * rw)
+    y = np.zeros((channels, total), drive.dtype)
     z = np.zeros_like(y)
-    h = np.zeros((channels, size), dtype)
-    for s in range(count):
-        _load(y[s], y0[start + s], rh, rw)
-        _load(z[s], z0[start + s], rh, rw)
-        _wrap(y[s], height, width, rh, rw)
-        _wrap(z[s], height, width, rh, rw)
-        _copy(saved_y[0, start + s], y0[start + s])
-        _copy(saved_z[0, start + s], z0[start + s])
+    h = np.zeros_like(y)
+    _load(y, y0, start, rh, rw)
+    _load(z, z0, start, rh, rw)
+    _wrap(y, height, width, rh, rw)
+    _wrap(z, height, width, rh, rw)
+    _store(saved_y[0], y, start, rh, rw)
+    _store(saved_z[0], z, start, rh, rw)
     for n in range(steps):
-        for s in range(count):
-            _step(drive[n, start + s], bias, y[s], z[s], h,
-                  kernel_y, kernel_z, gamma, epsilon, dt, use_tanh)  # fmt: skip
+        _step(drive[n], start, bias, y, z, h, kernel_y, kernel_z, gamma, epsilon, dt, use_tanh)
         if (n + 1) % every == 0 or n + 1 == steps:
             slot = (n + every) // every
-            for s in range(count):
-                _store(saved_y[slot, start + s], y[s], rh, rw)
-                _store(saved_z[slot, start + s], z[s], rh, rw)
+            _store(saved_y[slot], y, start, rh, rw)
+            _store(saved_z[slot], z, start, rh, rw)
 
 
 @njit(nogil=True, **_JIT)
 def imex_backward(
     start, stop, drive, saved_y, saved_z, every, kernel_y, kernel_z, kernel_y_t, kernel_z_t,
     bias, gamma, epsilon, dt, use_tanh, grad_y_last, grad_z_last, grad_ys, grad_zs,
-    seg_y, seg_z, seg_h, gy, gz, acc_b, acc_g, acc_e, acc_dt,
     grad_drive, grad_y0, grad_z0, grad_ky, grad_kz, grad_bias, grad_gamma, grad_epsilon, grad_dt,
 ):  # fmt: skip
     """The adjoint recurrence (module docstring) for samples ``start..stop-1``.
@@ -446,106 +462,109 @@ def imex_backward(
     ``grad_zs`` (T, B, C, H, W) for the states after each step, or have a leading size 0
     where the sequence was not returned.
 
-    Work buffers (indexed by sample, so that slices never share one): ``seg_y``/``seg_z``
-    (every+1, B, C, P), ``seg_h`` (every, B, C, P); and, zero on entry, the running adjoints
-    ``gy``/``gz`` and the per-cell sums ``acc_b``, ``acc_g``, ``acc_e``, ``acc_dt`` (B, C, P).
-
-    Outputs, per sample (the caller sums over the batch): ``grad_drive`` (T, B, C, H, W),
-    or a leading size 0 when not wanted; ``grad_y0``, ``grad_z0``, ``grad_bias``
-    (B, C, H, W); in float64, ``grad_ky``/``grad_kz`` (B, C, C, kh, kw, zero on entry),
-    ``grad_gamma``/``grad_epsilon`` (B, C) and ``grad_dt`` (B,).
+    Outputs: ``grad_drive`` (T, B, C, H, W), or a leading size 0 when not wanted;
+    ``grad_y0``, ``grad_z0``, ``grad_bias`` (B, C, H, W); and in float64, summed over the
+    batch by the caller: ``grad_ky``/``grad_kz`` (B, C, C, kh, kw, zero on entry; the
+    slice's sum is added at index ``start``), ``grad_gamma``/``grad_epsilon`` (B, C) and
+    ``grad_dt`` (B,).
     """
     steps, _, channels, height, width = drive.shape
     kh, kw = kernel_y.shape[2], kernel_y.shape[3]
     rh, rw = kh // 2, kw // 2
     wp = width + 2 * rw
     size = (height + 2 * rh) * wp
+    count = stop - start
+    total = count * size
     lo = rh * wp + rw
-    n_span = (height - 1) * wp + width
+    n_span = total - size + (height - 1) * wp + width
     with_sequence = grad_ys.shape[0] == steps
     keep_drive = grad_drive.shape[0] == steps
+    dtype = drive.dtype
     zero = dt - dt
     segments = saved_y.shape[0] - 1
-    adj = np.zeros((channels, size), drive.dtype)
-    for bi in range(start, stop):
-        _load(gy[bi], grad_y_last[bi], rh, rw)
-        _load(gz[bi], grad_z_last[bi], rh, rw)
+    seg_y = np.zeros((every + 1, channels, total), dtype)
+    seg_z = np.zeros_like(seg_y)
+    seg_h = np.zeros((every, channels, total), dtype)
+    gy = np.zeros((channels, total), dtype)
+    gz = np.zeros_like(gy)
+    adj = np.zeros_like(gy)
+    acc_b = np.zeros_like(gy)
+    acc_g = np.zeros_like(gy)
+    acc_e = np.zeros_like(gy)
+    acc_dt = np.zeros_like(gy)
+    _load(gy, grad_y_last, start, rh, rw)
+    _load(gz, grad_z_last, start, rh, rw)
     for m in range(segments - 1, -1, -1):
         first = m * every
         length = min(every, steps - first)
-        for bi in range(start, stop):
-            _load(seg_y[0, bi], saved_y[m, bi], rh, rw)
-            _load(seg_z[0, bi], saved_z[m, bi], rh, rw)
-            _wrap(seg_y[0, bi], height, width, rh, rw)
-            _wrap(seg_z[0, bi], height, width, rh, rw)
+        _load(seg_y[0], saved_y[m], start, rh, rw)
+        _load(seg_z[0], saved_z[m], start, rh, rw)
+        _wrap(seg_y[0], height, width, rh, rw)
+        _wrap(seg_z[0], height, width, rh, rw)
         for t in range(length):
-            for bi in range(start, stop):
-                _copy_planes(seg_y[t + 1, bi], seg_y[t, bi])
-                _copy_planes(seg_z[t + 1, bi], seg_z[t, bi])
-                _step(drive[first + t, bi], bias, seg_y[t + 1, bi], seg_z[t + 1, bi],
-                      seg_h[t, bi], kernel_y, kernel_z, gamma, epsilon, dt, use_tanh)  # fmt: skip
+            _copy(seg_y[t + 1], seg_y[t])
+            _copy(seg_z[t + 1], seg_z[t])
+            _step(drive[first + t], start, bias, seg_y[t + 1], seg_z[t + 1], seg_h[t],
+                  kernel_y, kernel_z, gamma, epsilon, dt, use_tanh)  # fmt: skip
         for t in range(length - 1, -1, -1):
             n = first + t
-            for bi in range(start, stop):
-                if with_sequence:
-                    _load_add(gy[bi], grad_ys[n, bi], rh, rw)
-                    _load_add(gz[bi], grad_zs[n, bi], rh, rw)
-                for c in range(channels):
-                    g = gamma[c]
-                    e = epsilon[c]
-                    hs = seg_h[t, bi, c, lo : lo + n_span]
-                    ys = seg_y[t, bi, c, lo : lo + n_span]
-                    zs = seg_z[t, bi, c, lo : lo + n_span]
-                    zn = seg_z[t + 1, bi, c, lo : lo + n_span]
-                    gys = gy[bi, c, lo : lo + n_span]
-                    gzs = gz[bi, c, lo : lo + n_span]
-                    adjs = adj[c, lo : lo + n_span]
-                    sum_b = acc_b[bi, c, lo : lo + n_span]
-                    sum_g = acc_g[bi, c, lo : lo + n_span]
-                    sum_e = acc_e[bi, c, lo : lo + n_span]
-                    sum_dt = acc_dt[bi, c, lo : lo + n_span]
-                    for p in range(n_span):
-                        zeta = gzs[p] + dt * gys[p]
-                        hv = hs[p]
-                        yv = ys[p]
-                        zv = zs[p]
-                        a = dt * zeta
-                        if use_tanh:
-                            a = a - a * hv * hv
-                        adjs[p] = a
-                        sum_b[p] += a
-                        sum_g[p] -= zeta * yv
-                        sum_e[p] -= zeta * zv
-                        sum_dt[p] += zeta * (hv - g * yv - e * zv) + gys[p] * zn[p]
-                        gys[p] -= dt * g * zeta
-                        gzs[p] = zeta - dt * e * zeta
-                if keep_drive:
-                    _store(grad_drive[n, bi], adj, rh, rw)
-                if kh > 0:
-                    _zero_gaps(adj, height, width, rh, rw)
-                    _kernel_grad_add(grad_ky[bi], adj, seg_y[t, bi], wp, lo, n_span, zero)
-                    _kernel_grad_add(grad_kz[bi], adj, seg_z[t, bi], wp, lo, n_span, zero)
-                    _wrap(adj, height, width, rh, rw)
-                    _correlate_add_to_both(
-                        gy[bi], kernel_y_t, gz[bi], kernel_z_t, adj, wp, lo, n_span
-                    )
-    for bi in range(start, stop):
-        _store(grad_y0[bi], gy[bi], rh, rw)
-        _store(grad_z0[bi], gz[bi], rh, rw)
-        _store(grad_bias[bi], acc_b[bi], rh, rw)
-        total = 0.0
+            if with_sequence:
+                _load_add(gy, grad_ys[n], start, rh, rw)
+                _load_add(gz, grad_zs[n], start, rh, rw)
+            for c in range(channels):
+                g = gamma[c]
+                e = epsilon[c]
+                hs = seg_h[t, c, lo : lo + n_span]
+                ys = seg_y[t, c, lo : lo + n_span]
+                zs = seg_z[t, c, lo : lo + n_span]
+                zn = seg_z[t + 1, c, lo : lo + n_span]
+                gys = gy[c, lo : lo + n_span]
+                gzs = gz[c, lo : lo + n_span]
+                adjs = adj[c, lo : lo + n_span]
+                sum_b = acc_b[c, lo : lo + n_span]
+                sum_g = acc_g[c, lo : lo + n_span]
+                sum_e = acc_e[c, lo : lo + n_span]
+                sum_dt = acc_dt[c, lo : lo + n_span]
+                for p in range(n_span):
+                    zeta = gzs[p] + dt * gys[p]
+                    hv = hs[p]
+                    yv = ys[p]
+                    zv = zs[p]
+                    a = dt * zeta
+                    if use_tanh:
+                        a = a - a * hv * hv
+                    adjs[p] = a
+                    sum_b[p] += a
+                    sum_g[p] -= zeta * yv
+                    sum_e[p] -= zeta * zv
+                    sum_dt[p] += zeta * (hv - g * yv - e * zv) + gys[p] * zn[p]
+                    gys[p] -= dt * g * zeta
+                    gzs[p] = zeta - dt * e * zeta
+            if keep_drive:
+                _store(grad_drive[n], adj, start, rh, rw)
+            if kh > 0:
+                _zero_halo(adj, height, width, rh, rw)
+                _kernel_grad_add(grad_ky[start], adj, seg_y[t], wp, lo, n_span, zero)
+                _kernel_grad_add(grad_kz[start], adj, seg_z[t], wp, lo, n_span, zero)
+                _wrap(adj, height, width, rh, rw)
+                _correlate_add_to_both(gy, kernel_y_t, gz, kernel_z_t, adj, wp, lo, n_span)
+    _store(grad_y0, gy, start, rh, rw)
+    _store(grad_z0, gz, start, rh, rw)
+    _store(grad_bias, acc_b, start, rh, rw)
+    for s in range(count):
+        total_dt = 0.0
         for c in range(channels):
             sg = 0.0
             se = 0.0
             for i in range(height):
-                row = (rh + i) * wp + rw
+                row = s * size + (rh + i) * wp + rw
                 for j in range(width):
-                    sg += acc_g[bi, c, row + j]
-                    se += acc_e[bi, c, row + j]
-                    total += acc_dt[bi, c, row + j]
-            grad_gamma[bi, c] = dt * sg
-            grad_epsilon[bi, c] = dt * se
-        grad_dt[bi] = total
+                    sg += acc_g[c, row + j]
+                    se += acc_e[c, row + j]
+                    total_dt += acc_dt[c, row + j]
+            grad_gamma[start + s, c] = dt * sg
+            grad_epsilon[start + s, c] = dt * se
+        grad_dt[start + s] = total_dt
 
 
 _POOL: ThreadPoolExecutor | None = None

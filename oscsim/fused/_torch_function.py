@@ -24,6 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
+from torch.nn import grad as nn_grad
 
 from oscsim.fused import _workspace
 from oscsim.fused._checks import SequenceSpec
@@ -40,6 +41,14 @@ def _conv(state: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return F.conv1d(padded, kernel) if state.ndim == 3 else F.conv2d(padded, kernel)
 
 
+def _stacked(kernel_y: torch.Tensor | None, kernel_z: torch.Tensor | None) -> torch.Tensor:
+    """``[K_y, K_z]`` along the input dimension (empty for ``none``): one operation per step
+    applies both to the stacked state ``[y, z]``."""
+    if kernel_y is None or kernel_z is None:
+        return torch.empty(0)
+    return torch.cat([kernel_y, kernel_z], dim=1)
+
+
 def _empty(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
     """A large buffer: from the reuse cache on CPU (no fresh pages to fault in)."""
     if like.device.type == "cpu":
@@ -51,7 +60,7 @@ class TorchImex(torch.autograd.Function):
     """Fused `imex` with a hand-derived adjoint in PyTorch operations (any device)."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         spec: SequenceSpec,
         return_sequence: bool,
@@ -68,9 +77,7 @@ class TorchImex(torch.autograd.Function):
         dt_value = float(dt)
         c = spec.channels
         per_channel = (-1,) + (1,) * spec.ndim
-        kernel = None
-        if spec.coupling != "none":
-            kernel = torch.cat([kernel_position, kernel_velocity], dim=1)
+        kernel = _stacked(kernel_position, kernel_velocity)
         states = _empty((spec.steps + 1, spec.batch, 2 * c, *spec.grid), drive)
         acts = _empty(tuple(drive.shape), drive)  # drive + b first, then the activations
         torch.add(drive, bias.view(per_channel) if bias.ndim == 1 else bias, out=acts)
@@ -105,7 +112,9 @@ class TorchImex(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad_position: torch.Tensor | None, grad_velocity: torch.Tensor | None):  # type: ignore[override]
+    def backward(
+        ctx: Any, grad_position: torch.Tensor | None, grad_velocity: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, ...]:
         spec: SequenceSpec = ctx.spec
         states, acts, kernel, gamma, epsilon = ctx.saved_tensors
         needs = ctx.needs_input_grad
@@ -128,9 +137,12 @@ class TorchImex(torch.autograd.Function):
         acc_g = torch.zeros_like(gy)
         acc_e = torch.zeros_like(gy)
         acc_dt = torch.zeros_like(gy)
-        transposed = None
-        if spec.coupling == "local":
-            transposed = kernel.transpose(0, 1).flip(list(range(2, 2 + ndim)))
+        # the adjoint of a circular correlation: channels transposed, space flipped
+        transposed = (
+            kernel.transpose(0, 1).flip(list(range(2, 2 + ndim)))
+            if spec.coupling == "local"
+            else kernel
+        )
         for n in range(spec.steps - 1, -1, -1):
             if ctx.return_sequence:
                 if grad_position is not None:
@@ -172,7 +184,7 @@ class TorchImex(torch.autograd.Function):
             r = kernel.shape[-1] // 2
             padded = _pad(states[:-1].flatten(0, 1), r)
             flat_adjoints = adjoints.flatten(0, 1)
-            weight_grad = torch.nn.grad.conv1d_weight if ndim == 1 else torch.nn.grad.conv2d_weight
+            weight_grad = nn_grad.conv1d_weight if ndim == 1 else nn_grad.conv2d_weight
             grad_kernel = weight_grad(padded, kernel.shape, flat_adjoints)
         out_ky = out_kz = None
         if grad_kernel is not None:
