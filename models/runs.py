@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import nn
 
+from models.forecast_tasks import FORECAST_TASKS, build_forecast_run
 from models.sequence import build_sequence_model
 from models.tasks import SEQUENCE_TASKS, Task, build_task
 from models.training import RunConfig
@@ -40,6 +41,7 @@ def _sequence_run(run: RunConfig, task_state: dict[str, Any] | None) -> tuple[Ta
 
 #: task name → builder of (task, model); forecasting tasks register here too.
 RUN_BUILDERS: dict[str, Builder] = {name: _sequence_run for name in SEQUENCE_TASKS}
+RUN_BUILDERS.update({name: build_forecast_run for name in FORECAST_TASKS})
 
 
 def build_run(run: RunConfig, task_state: dict[str, Any] | None = None) -> tuple[Task, nn.Module]:
