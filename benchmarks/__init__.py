@@ -61,11 +61,19 @@ def run_benchmarks(
             f"--only {only} matches no benchmark; available: {', '.join(BENCHMARKS)}"
         )
     rows: list[dict[str, Any]] = []
+    failed: list[str] = []
     start = time.perf_counter()
     for name in selected:
         module = importlib.import_module(f"benchmarks.bench_{name}")
         print(f"running benchmarks.bench_{name} ({'quick' if quick else 'full'}) …", flush=True)
-        rows.extend(module.run(quick=quick))
+        try:
+            new_rows = module.run(quick=quick)
+        except Exception as error:  # noqa: BLE001 - one failing benchmark must not hide the rest
+            failed.append(f"bench_{name}: {type(error).__name__}: {error}")
+            print(f"  failed: {failed[-1]}", flush=True)
+            continue
+        print(format_table(new_rows), flush=True)
+        rows.extend(new_rows)
     table = format_table(rows)
     print()
     print(
@@ -75,4 +83,6 @@ def run_benchmarks(
     print(table)
     if out is not None:
         Path(out).write_text(json.dumps({"rows": rows, "quick": quick}, indent=2, default=float))
-    return 0
+    for line in failed:
+        print(f"failed: {line}")
+    return 1 if failed else 0
