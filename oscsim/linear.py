@@ -33,9 +33,7 @@ def _check_local(params: NetworkParameters) -> None:
         )
 
 
-def kernel_symbol(
-    kernel: np.ndarray | None, wavevector: WaveVector, channels: int
-) -> np.ndarray:
+def kernel_symbol(kernel: np.ndarray | None, wavevector: WaveVector, channels: int) -> np.ndarray:
     """``Λ(k)``, ``(C, C)`` complex, of a local kernel ``(C, C, *k_size)`` at ``wavevector``."""
     if kernel is None:
         return np.zeros((channels, channels), dtype=np.complex128)
