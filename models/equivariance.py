@@ -107,6 +107,13 @@ def estimate_wave_velocity(
     tuple of float
         Velocity in cells per frame, in the order of the grid axes; the shortest periodic
         representative (each entry within half the axis length).
+
+    Notes
+    -----
+    This is the translation that best maps one frame onto the next (least squares on the
+    differenced fields), the quantity a shift of the latent needs. It is not the phase
+    velocity of DESIGN §4 (`analysis.wave_report`): for a single plane wave every
+    translation along the wave fronts fits equally well, and one of them is returned.
     """
     a = (
         positions.detach().cpu().double().numpy()
