@@ -35,7 +35,6 @@ from torch import nn
 
 from models.sequence import CoreSpec, LearnedStep
 from oscsim.errors import OscsimInputError
-from oscsim.network import OscillatorNetwork
 from oscsim.solvers.fused_dispatch import run_imex
 
 FEEDBACK_MODES = ("none", "prediction")
@@ -223,19 +222,7 @@ class OscillatorForecaster(Forecaster, abc.ABC):
     ) -> None:
         super().__init__(frame_shape, observed)
         self.core_spec = core
-        self.network = OscillatorNetwork(
-            core.grid,
-            core.channels,
-            core.coupling,
-            kernel_size=core.kernel_size,
-            gamma=core.gamma,
-            epsilon=core.epsilon,
-            bias=0.0,
-            activation=core.activation,
-            trainable_gamma=core.trainable_gamma,
-            trainable_epsilon=core.trainable_epsilon,
-            seed=seed,
-        )
+        self.network = core.build_network(seed=seed)
         self.cells = core.channels * math.prod(core.grid)
         self.encoder = ConvEncoder(self.frame_shape, features, width)
         self.decoder = ConvDecoder(self.cells, self.frame_shape, features, width, decoder_output)

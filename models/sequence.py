@@ -41,6 +41,22 @@ class CoreSpec:
     activation: str = "tanh"
     extra: dict[str, float] = field(default_factory=dict)
 
+    def build_network(self, *, seed: int = 0) -> OscillatorNetwork:
+        """The oscillator network of this core (zero initial bias, kernels from ``seed``)."""
+        return OscillatorNetwork(
+            self.grid,
+            self.channels,
+            self.coupling,
+            kernel_size=self.kernel_size,
+            gamma=self.gamma,
+            epsilon=self.epsilon,
+            bias=0.0,
+            activation=self.activation,
+            trainable_gamma=self.trainable_gamma,
+            trainable_epsilon=self.trainable_epsilon,
+            seed=seed,
+        )
+
     def to_dict(self) -> dict[str, object]:
         """JSON-able form (stored in checkpoints)."""
         data = asdict(self)
@@ -84,19 +100,7 @@ class OscillatorSequenceModel(nn.Module):
     def __init__(self, input_size: int, output_size: int, core: CoreSpec, *, seed: int = 0):
         super().__init__()
         self.core_spec = core
-        self.network = OscillatorNetwork(
-            core.grid,
-            core.channels,
-            core.coupling,
-            kernel_size=core.kernel_size,
-            gamma=core.gamma,
-            epsilon=core.epsilon,
-            bias=0.0,
-            activation=core.activation,
-            trainable_gamma=core.trainable_gamma,
-            trainable_epsilon=core.trainable_epsilon,
-            seed=seed,
-        )
+        self.network = core.build_network(seed=seed)
         cells = core.channels * math.prod(core.grid)
         self.input_map = nn.Linear(input_size, cells, bias=False)
         self.readout = nn.Linear(cells, output_size)
