@@ -158,7 +158,9 @@ TRAIN_TASKS = ("smnist", "psmnist", "adding", "rotmnist", "mass_spring", "pendul
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", choices=TRAIN_TASKS, help="what to learn")
     parser.add_argument(
-        "--model", default="nwm2d", help="nwm2d | nwm1d | cornn | uncoupled | lstm (default nwm2d)"
+        "--model",
+        default="nwm2d",
+        help="nwm2d | nwm1d | cornn | uncoupled | lstm; forecasting also nwm2d_ode | cornn_ode",
     )
     parser.add_argument("--out", default=None, help="run folder (default runs/TASK-MODEL-sSEED)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default: published)")
