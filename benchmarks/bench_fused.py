@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from benchmarks.eager_reference_loop import EagerCoRNN, EagerNWM2D
+from oscsim.fused.drive import map_inputs
 
 BATCH = 120
 STEPS = 784
@@ -57,7 +58,6 @@ TARGETS = {"nwm2d": 15.0, "cornn256": 1.0}
 class FusedNWM2D(nn.Module):
     """`EagerNWM2D` with the whole sequence in one `imex_sequence` call."""
 
-    bias: torch.Tensor
     gamma: torch.Tensor
     epsilon: torch.Tensor
 
@@ -65,13 +65,18 @@ class FusedNWM2D(nn.Module):
         super().__init__()
         self.grid = eager.grid
         self.dt = eager.dt
-        self.input_map = nn.Linear(eager.input_map.in_features, eager.input_map.out_features)
+        # The input map's bias is the network's bias b (one per cell), as in
+        # `models.sequence`: added inside the kernel, so that no bias-filled (T, B, cells)
+        # tensor is written and summed.
+        inputs, cells = eager.input_map.in_features, eager.input_map.out_features
+        self.input_map = nn.Linear(inputs, cells, bias=False)
+        with torch.no_grad():
+            self.input_map.weight.copy_(eager.input_map.weight)
+        self.bias = nn.Parameter(eager.input_map.bias.detach().clone().view(1, *self.grid))
         self.kernel_position = nn.Parameter(eager.conv_y.weight.detach().clone())
         self.kernel_velocity = nn.Parameter(eager.conv_z.weight.detach().clone())
         self.readout = nn.Linear(eager.readout.in_features, eager.readout.out_features)
-        self.input_map.load_state_dict(eager.input_map.state_dict())
         self.readout.load_state_dict(eager.readout.state_dict())
-        self.register_buffer("bias", torch.zeros(1))
         self.register_buffer("gamma", torch.full((1,), eager.gamma))
         self.register_buffer("epsilon", torch.full((1,), eager.epsilon))
 
@@ -79,7 +84,7 @@ class FusedNWM2D(nn.Module):
         from oscsim.fused import imex_sequence
 
         steps, batch, _ = x.shape
-        drive = self.input_map(x).view(steps, batch, 1, *self.grid)
+        drive = map_inputs(x, self.input_map.weight).view(steps, batch, 1, *self.grid)
         y0 = x.new_zeros(batch, 1, *self.grid)
         y, _ = imex_sequence(
             drive, y0, y0, self.kernel_position, self.kernel_velocity, self.bias,

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from oscsim.errors import OscsimInputError
+from oscsim.fused.drive import map_inputs
 from oscsim.network import OscillatorNetwork
 from oscsim.solvers.fused_dispatch import run_imex
 
@@ -114,7 +115,7 @@ class OscillatorSequenceModel(nn.Module):
     def drive(self, x: torch.Tensor) -> torch.Tensor:
         """``D(u[n])`` for every step at once: ``(B, T, F) → (T, B, C, *grid)``."""
         batch, steps, _ = x.shape
-        mapped = self.input_map(x.transpose(0, 1))
+        mapped = map_inputs(x.transpose(0, 1), self.input_map.weight)
         return mapped.reshape(steps, batch, *self.network.state_shape)
 
     def hidden_states(

@@ -19,11 +19,12 @@ import torch
 
 from oscsim.errors import OscsimInputError
 from oscsim.fused._checks import FUSED_COUPLINGS, SequenceSpec, check_arguments
+from oscsim.fused.drive import map_inputs
 from oscsim.fused.eager import imex_sequence_eager
 
 BACKENDS: tuple[str, ...] = ("numba", "torch")
 
-__all__ = ["BACKENDS", "fused_supports", "imex_sequence", "imex_sequence_eager"]
+__all__ = ["BACKENDS", "fused_supports", "imex_sequence", "imex_sequence_eager", "map_inputs"]
 
 
 def fused_supports(coupling: str, ndim: int, device: torch.device | str) -> bool:
@@ -161,5 +162,5 @@ def imex_sequence(
     if needs_grad:
         return numba_impl.NumbaImex.apply(spec, return_sequence, *args)
     every = numba_impl.checkpoint_interval(spec, return_sequence=return_sequence, needs_grad=False)
-    saved = numba_impl.run_forward(spec, *args[:8], float(dt), every)
-    return numba_impl.outputs(spec, *saved, return_sequence)
+    saved_y, saved_z, _ = numba_impl.run_forward(spec, *args[:8], float(dt), every)
+    return numba_impl.outputs(spec, saved_y, saved_z, return_sequence)
