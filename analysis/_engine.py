@@ -460,7 +460,9 @@ def summarise(part: Partial) -> dict[str, dict[str, float]]:
         "median": wrap(med),
         "q25": wrap(q25),
         "q75": wrap(q75),
-        "iqr": q75 - q25,
+        # the quartiles are wrapped to (−π, π]; their distance is taken along the circle,
+        # from q25 counter-clockwise to q75 (q25 ≤ median ≤ q75 on the cut circle)
+        "iqr": (q75 - q25) % (2 * math.pi),
         "mean": mean_dir,
     }
     out["direction_deg"] = {k: math.degrees(v) for k, v in out["direction"].items()}

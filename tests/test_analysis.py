@@ -101,6 +101,17 @@ def test_report_recovers_a_torus_wave_and_its_mode():
     json.dumps(r, allow_nan=False)
 
 
+def test_direction_spread_across_the_cut_at_pi():
+    """A noisy wave moving in −x has directions on both sides of ±π: the median is near
+    ±π and the IQR is the short arc between the quartiles, positive and small."""
+    grid, frames = (48, 48), 200
+    wave = plane_wave((0.0, -2 * math.pi * 4 / 48), 1.1, grid=grid, frames=frames, noise=0.1)
+    direction = analysis.wave_report(wave)["direction_deg"]
+    assert abs(abs(direction["median"]) - 180) < 5
+    assert 0 < direction["iqr"] < 30  # measured 11.7° (before the fix: −348°)
+    assert direction["q25"] > 90 and direction["q75"] < -90  # the quartiles straddle ±180°
+
+
 # ----------------------------------------------------------------- percent waves
 
 
