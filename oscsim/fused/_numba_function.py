@@ -82,12 +82,16 @@ def run_forward(
     keep_activations: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run the forward kernel; return the saved states (S+1, B, C, H, W), S = ceil(T/every),
-    and every step's activations (T, B, C, H, W) if ``keep_activations`` (else empty)."""
+    and every step's activations (T, C, B·P) if ``keep_activations`` (else empty)."""
     slots = -(-spec.steps // every) + 1
     plane = (spec.batch, spec.channels, *_plane(spec))
     saved_y = _workspace.empty((slots, *plane), spec.dtype)
     saved_z = _workspace.empty((slots, *plane), spec.dtype)
-    saved_h = _workspace.empty((spec.steps if keep_activations else 0, *plane), spec.dtype)
+    ky = _kernel(kernel_position, spec)
+    # the activations as the kernels' padded planes: (T, C, B·P), P the padded grid
+    padded = (plane[2] + 2 * (ky.shape[2] // 2)) * (plane[3] + 2 * (ky.shape[3] // 2))
+    activations = (spec.steps if keep_activations else 0, spec.channels, spec.batch * padded)
+    saved_h = _workspace.empty(activations, spec.dtype)
     kernels.run_batched(
         kernels.imex_forward,
         spec.batch,
@@ -95,7 +99,7 @@ def run_forward(
         _np(drive, spec),
         _np(position0, spec),
         _np(velocity0, spec),
-        _kernel(kernel_position, spec),
+        ky,
         _kernel(kernel_velocity, spec),
         _bias(bias, spec),
         gamma.detach().numpy(),

@@ -122,6 +122,13 @@ def _act_tanh_impl(x: Any) -> Any:
 
 
 @njit(**_JIT)
+def _copy_span(dst, src):
+    """``dst[:] = src`` for 1-D arrays of one length."""
+    for p in range(src.shape[0]):
+        dst[p] = src[p]
+
+
+@njit(**_JIT)
 def _copy(dst, src):
     """``dst[...] = src`` for (C, X) arrays (explicit loops compile much faster)."""
     channels, size = src.shape
@@ -441,13 +448,14 @@ def imex_forward(
     ``dt`` is a scalar of the arrays' dtype. ``saved_y``/``saved_z`` are (S+1, B, C, H, W)
     with S = ceil(T / every): slot m receives the state after min(m·every, T) steps (slot
     0 the initial state, slot S the final one). ``every = 1`` keeps the whole sequence.
-    ``saved_h`` (T, B, C, H, W) receives every step's activations, or has a leading size 0
-    when they are not wanted.
+    ``saved_h`` (T, C, B·P) receives every step's activations as the padded planes (P
+    cells per sample, see `_load`), or has a leading size 0 when they are not wanted.
     """
     steps, _, channels, height, width = drive.shape
     kh, kw = kernel_y.shape[2], kernel_y.shape[3]
     rh, rw = kh // 2, kw // 2
-    total = (stop - start) * (height + 2 * rh) * (width + 2 * rw)
+    size = (height + 2 * rh) * (width + 2 * rw)
+    total = (stop - start) * size
     keep_h = saved_h.shape[0] == steps
     y = np.zeros((channels, total), drive.dtype)
     z = np.zeros_like(y)
@@ -461,7 +469,8 @@ def imex_forward(
     for n in range(steps):
         _step(drive[n], start, bias, y, z, h, kernel_y, kernel_z, gamma, epsilon, dt, use_tanh)
         if keep_h:
-            _store(saved_h[n], h, start, rh, rw)
+            for c in range(channels):
+                _copy_span(saved_h[n, c, start * size : start * size + total], h[c])
         if (n + 1) % every == 0 or n + 1 == steps:
             slot = (n + every) // every
             _store(saved_y[slot], y, start, rh, rw)
@@ -477,7 +486,7 @@ def imex_backward(
     """The adjoint recurrence (module docstring) for samples ``start..stop-1``.
 
     The states are recomputed one segment of ``every`` steps at a time, backwards, from
-    the states `imex_forward` saved and its activations ``saved_h`` (T, B, C, H, W): only
+    the states `imex_forward` saved and its activations ``saved_h`` (T, C, B·P): only
     the element-wise update is replayed, not the coupling or the tanh. Each segment's
     states and activations are kept in planes for the slice. ``kernel_y_t``/``kernel_z_t``
     are the kernels transposed in channels and flipped in space (the adjoint correlation).
@@ -491,7 +500,8 @@ def imex_backward(
     slice's sum is added at index ``start``), ``grad_gamma``/``grad_epsilon`` (B, C) and
     ``grad_dt`` (B,).
     """
-    steps, _, channels, height, width = saved_h.shape
+    steps = saved_h.shape[0]
+    channels, height, width = saved_y.shape[2], saved_y.shape[3], saved_y.shape[4]
     kh, kw = kernel_y.shape[2], kernel_y.shape[3]
     rh, rw = kh // 2, kw // 2
     wp = width + 2 * rw
@@ -527,7 +537,8 @@ def imex_backward(
         for t in range(length):
             _copy(seg_y[t + 1], seg_y[t])
             _copy(seg_z[t + 1], seg_z[t])
-            _load(seg_h[t], saved_h[first + t], start, rh, rw)
+            for c in range(channels):
+                _copy_span(seg_h[t, c], saved_h[first + t, c, start * size : start * size + total])
             _update(seg_h[t], seg_y[t + 1], seg_z[t + 1], gamma, epsilon, dt, lo, n_span)
             if kh > 0:
                 _wrap(seg_y[t + 1], height, width, rh, rw)
