@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ import xarray as xr
 
 from analysis._driver import Analysis, analyse, finite_or_none
 from analysis._errors import AnalysisInputError
+from oscsim.atomic import write_text_atomic
 
 __all__ = ["analyze_dataset", "wave_report"]
 
@@ -118,20 +117,6 @@ def wave_report(
     return report_from(analyse(data, band=band, window=window, seed=seed), band)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _json_attr(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return finite_or_none(value.tolist())
@@ -205,7 +190,7 @@ def analyze_dataset(
             files += [str(p) for p in write_figures(data, out, report=report, band=band)]
         files.append(str(out / "report.json"))
         report["files"] = files
-        _atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
+        write_text_atomic(json.dumps(report, indent=2) + "\n", out / "report.json")
     else:
         report["files"] = files
     return report

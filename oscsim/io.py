@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from oscsim.atomic import atomic_target
+from oscsim.atomic import current_umask as _umask
 from oscsim.errors import OscsimInputError
 
 SUFFIXES = (".nc", ".zarr")
@@ -117,30 +119,26 @@ def write_trajectory(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
     """
     target = Path(path)
     suffix = _check_suffix(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        if suffix == ".nc":
+    if suffix == ".nc":
+        with atomic_target(target) as tmp:
             ds.to_netcdf(tmp, engine="h5netcdf")
+        return target
+    # a zarr store is a folder: written under a temporary name, then swapped in
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        ds.to_zarr(tmp, mode="w", consolidated=False)
+        os.chmod(tmp, 0o777 & ~_umask())
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
             os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
         else:
-            tmp.unlink()
-            ds.to_zarr(tmp, mode="w", consolidated=False)
-            if target.exists():
-                old = target.with_name(f".{target.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(target, old)
-                os.replace(tmp, target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, target)
+            os.replace(tmp, target)
     except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
 

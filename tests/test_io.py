@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -67,6 +69,19 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch, suffix: str) -> None
     with pytest.raises(OSError, match="disk full"):
         write_trajectory(ds, tmp_path / f"run{suffix}")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_written_files_follow_the_umask(tmp_path, suffix: str) -> None:
+    """Like a file from ``open(path, "w")``: 0o666 (folders 0o777) less the umask, not the
+    private 0o600 of the temporary file it was written as."""
+    old = os.umask(0o027)
+    try:
+        path = write_trajectory(_dataset((5,)), tmp_path / f"run{suffix}")
+    finally:
+        os.umask(old)
+    expected = (0o777 if suffix == ".zarr" else 0o666) & ~0o027
+    assert stat.S_IMODE(path.stat().st_mode) == expected
 
 
 def test_bad_suffix() -> None:

@@ -58,7 +58,8 @@ from models.forecast_tasks import (
 )
 from models.runs import build_run
 from models.sequence import count_parameters
-from models.training import RunConfig, Trainer, load_checkpoint, to_device, write_text_atomic
+from models.training import RunConfig, Trainer, load_checkpoint, to_device
+from oscsim.atomic import write_text_atomic
 from oscsim.config import _parse_value
 from oscsim.io import write_trajectory
 

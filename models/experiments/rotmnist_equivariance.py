@@ -40,7 +40,8 @@ from models.figures import equivariance_figure, error_curves_figure, forecast_fr
 from models.forecast import AutoregressiveForecaster
 from models.forecast_tasks import RotatingMnistForecastTask
 from models.sequence import count_parameters
-from models.training import RunConfig, write_text_atomic
+from models.training import RunConfig
+from oscsim.atomic import write_text_atomic
 
 
 def main(argv: list[str] | None = None) -> int:
