@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import numpy as np
 import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -33,6 +34,15 @@ __all__ = [
 
 PHASE_CMAP = "twilight"
 SIGNAL_CMAP = "RdBu_r"
+
+# Where a cell's amplitude is below this fraction of the largest amplitude on the grid at
+# that time, its phase is drawn grey. A cell the wave has not reached yet still has a
+# phase: the analytic signal is taken over the whole recording, so the wave that comes
+# later leaks into earlier frames as a faint envelope (in the demo ~1 % of the frame's
+# peak ahead of the front, 10–50 % behind it), and that phase belongs to no wave present.
+PHASE_AMPLITUDE_FLOOR = 0.02
+_NO_PHASE_GREY = "0.6"
+_PHASE_SHOWN = matplotlib.colormaps[PHASE_CMAP].with_extremes(bad=_NO_PHASE_GREY)
 
 
 def _field(data: xr.DataArray) -> tuple[xr.DataArray, SignalInfo, str]:
@@ -70,7 +80,21 @@ def _title(name: str, label: str) -> str:
 def _phase_colorbar(fig: Figure, mappable: Any, ax: Any) -> None:
     cb = fig.colorbar(mappable, ax=ax, ticks=[-math.pi, 0, math.pi])
     cb.ax.set_yticklabels(["−π", "0", "π"])
-    cb.set_label("phase θ (rad)")
+    cb.set_label(f"phase θ (rad); grey: amplitude < {100 * PHASE_AMPLITUDE_FLOOR:g} % of peak")
+
+
+def _mask_quiet(analytic: np.ndarray) -> np.ndarray:
+    """The phase of ``analytic`` (time, *space), NaN where the amplitude is below
+    `PHASE_AMPLITUDE_FLOOR` times that time's largest amplitude on the grid."""
+    amplitude = np.abs(analytic)
+    peak = amplitude.reshape(amplitude.shape[0], -1).max(axis=1)
+    peak = peak.reshape(-1, *([1] * (amplitude.ndim - 1)))
+    return np.where(amplitude >= PHASE_AMPLITUDE_FLOOR * peak, np.angle(analytic), np.nan)
+
+
+def _shown_phase(field: xr.DataArray, band: tuple[float, float] | None) -> np.ndarray:
+    """The phase of a (time, *space) field as drawn: NaN (grey) where there is no wave."""
+    return _mask_quiet(np.asarray(fields.analytic_signal(field, band=band).values))
 
 
 def space_time(
@@ -82,10 +106,10 @@ def space_time(
     stripes; their slope is the speed (cells per time unit).
     """
     field, info, label = _field(data)
-    ph = fields.phase(field, band=band)
+    ph = _shown_phase(field, band)
     if info.ndim == 2:
         row = field.sizes["y"] // 2 if row is None else int(row)
-        field, ph = field.isel(y=row), ph.isel(y=row)
+        field, ph = field.isel(y=row), ph[:, row]
         label = f"{label}, row y = {row}" if label else f"row y = {row}"
     t = _time_values(field)
     x = np.arange(field.sizes["x"])
@@ -108,11 +132,11 @@ def space_time(
     fig.colorbar(im, ax=axes[0]).set_label(str(data.name or "signal"))
     axes[0].set_title(_title(f"{data.name or 'signal'}", label))
     im = axes[1].imshow(
-        np.asarray(ph.values),
+        ph,
         aspect="auto",
         origin="lower",
         extent=extent,
-        cmap=PHASE_CMAP,
+        cmap=_PHASE_SHOWN,
         vmin=-math.pi,
         vmax=math.pi,
         interpolation="nearest",
@@ -135,7 +159,7 @@ def snapshots(data: xr.DataArray, *, n: int = 4, band: tuple[float, float] | Non
     On a ring each snapshot is a curve over x.
     """
     field, info, label = _field(data)
-    ph = fields.phase(field, band=band)
+    ph = _shown_phase(field, band)
     t = _time_values(field)
     idx = _frame_indices(field.sizes[TIME], n)
     tu = info.time_units
@@ -147,7 +171,7 @@ def snapshots(data: xr.DataArray, *, n: int = 4, band: tuple[float, float] | Non
         x = np.arange(field.sizes["x"])
         for i in idx:
             axes[0].plot(x, values[i], label=f"t = {t[i]:.3g} {tu}")
-            axes[1].plot(x, np.asarray(ph.values)[i], ".", ms=3)
+            axes[1].plot(x, ph[i], ".", ms=3)
         axes[0].legend(loc="upper right", fontsize="small")
         axes[0].set_ylabel(str(data.name or "signal"))
         axes[1].set_ylabel("phase θ (rad)")
@@ -167,9 +191,9 @@ def snapshots(data: xr.DataArray, *, n: int = 4, band: tuple[float, float] | Non
             interpolation="nearest",
         )
         im1 = axes[1, j].imshow(
-            np.asarray(ph.values)[i],
+            ph[i],
             origin="lower",
-            cmap=PHASE_CMAP,
+            cmap=_PHASE_SHOWN,
             vmin=-math.pi,
             vmax=math.pi,
             interpolation="nearest",
@@ -199,17 +223,17 @@ def phase_map(
     On a ring, the phase over (x, time) instead.
     """
     field, info, label = _field(data)
-    ph = fields.phase(field, band=band)
+    ph = _shown_phase(field, band)
     tu = info.time_units
     fig = _figure(6.4, 5.2)
     ax = fig.subplots()
     if info.ndim == 1:
         t = _time_values(field)
         im = ax.imshow(
-            np.asarray(ph.values),
+            ph,
             aspect="auto",
             origin="lower",
-            cmap=PHASE_CMAP,
+            cmap=_PHASE_SHOWN,
             vmin=-math.pi,
             vmax=math.pi,
             interpolation="nearest",
@@ -222,9 +246,9 @@ def phase_map(
         i = _time_index(field, time)
         t = _time_values(field)
         im = ax.imshow(
-            np.asarray(ph.values)[i],
+            ph[i],
             origin="lower",
-            cmap=PHASE_CMAP,
+            cmap=_PHASE_SHOWN,
             vmin=-math.pi,
             vmax=math.pi,
             interpolation="nearest",
@@ -272,15 +296,16 @@ def quiver(
             pad = 0.1 * (hi - lo) + 1e-9
             ax.set_ylim(min(lo, 0) - pad, max(hi, 0) + pad)
         return fig
-    ph = np.angle(np.asarray(a.values)[i])
-    vx = np.asarray(vel["v_x"].values)[i]
-    vy = np.asarray(vel["v_y"].values)[i]
+    ph = _mask_quiet(np.asarray(a.values)[i : i + 1])[0]
+    quiet = np.isnan(ph)  # no wave here: no arrow either
+    vx = np.where(quiet, np.nan, np.asarray(vel["v_x"].values)[i])
+    vy = np.where(quiet, np.nan, np.asarray(vel["v_y"].values)[i])
     ny, nx = ph.shape
     step = int(step) if step else max(1, round(max(ny, nx) / 24))
     ax.imshow(
         ph,
         origin="lower",
-        cmap=PHASE_CMAP,
+        cmap=_PHASE_SHOWN,
         vmin=-math.pi,
         vmax=math.pi,
         alpha=0.55,
@@ -415,7 +440,7 @@ def animate_gif(
     from PIL import Image  # a dependency of matplotlib
 
     field, info, label = _field(data)
-    ph = np.asarray(fields.phase(field, band=band).values)
+    ph = _shown_phase(field, band)
     values = np.asarray(field.values, dtype=float)
     t = _time_values(field)
     tu = info.time_units
@@ -438,7 +463,7 @@ def animate_gif(
         im1 = axes[1].imshow(
             ph[idx[0]],
             origin="lower",
-            cmap=PHASE_CMAP,
+            cmap=_PHASE_SHOWN,
             vmin=-math.pi,
             vmax=math.pi,
             interpolation="nearest",

@@ -75,8 +75,11 @@ def format_report(report: dict[str, Any]) -> str:
     ):
         entry = report.get(key)
         if isinstance(entry, dict) and "median" in entry:
-            iqr = entry.get("iqr")
-            spread = f"  (IQR {iqr[0]:.3g} – {iqr[1]:.3g})" if isinstance(iqr, list) else ""
+            spread = ""
+            if "q25" in entry and "q75" in entry:
+                spread = f"  (quartiles {entry['q25']:.3g} to {entry['q75']:.3g}"
+                # directions: the quartiles are wrapped angles; the IQR is the arc between
+                spread += f", arc {entry['iqr']:.3g} {unit})" if key == "direction_deg" else ")"
             lines.append(f"  {label:<20} {entry['median']:.4g} {unit}{spread}")
     for key, label in (
         ("percent_waves", "percent waves"),
