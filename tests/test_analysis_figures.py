@@ -45,3 +45,14 @@ def test_write_figures_and_gif(tmp_path, wave):
     with Image.open(tmp_path / "waves.gif") as gif:
         assert gif.n_frames == 60
     assert np.isclose(report["dt"], DT)
+
+
+def test_phase_is_grey_where_there_is_no_wave():
+    """Cells whose amplitude is below 2 % of the frame's peak get no phase colour (NaN,
+    drawn grey); the others keep their phase."""
+    wave = plane_wave((2 * math.pi * 2 / 24, 2 * math.pi / 32), 1.2, grid=(24, 32), frames=60)
+    envelope = xr.DataArray(np.where(np.arange(32) < 16, 1.0, 1e-3), dims="x")
+    image = figures.phase_map(wave * envelope).axes[0].images[0].get_array()
+    quiet = np.ma.getmaskarray(np.ma.masked_invalid(image))
+    assert quiet[:, 18:30].all()  # away from the step in amplitude: no wave
+    assert not quiet[:, 2:14].any()
