@@ -13,7 +13,7 @@ import xarray as xr
 
 from analysis import _engine as E
 from analysis._errors import AnalysisInputError
-from analysis._validate import SignalInfo, inspect_signal, is_dask
+from analysis._validate import SignalInfo, inspect_signal, is_dask, resolve_window
 
 #: Partials merged per task in the tree reduction over dask blocks.
 MERGE_FANOUT = 8
@@ -131,11 +131,12 @@ def analyse(
     data: xr.DataArray,
     *,
     band: tuple[float, float] | None = None,
-    window: int = 5,
+    window: int | None = None,
     seed: int = 0,
 ) -> Analysis:
     """One fused pass over `data` and every reduction of the wave report."""
     info = inspect_signal(data, window=window, band=band)
+    window = resolve_window(window, info.ndim)
     if np.iscomplexobj(data.dtype.type(0)):
         raise AnalysisInputError(
             "the wave report analyses the real signal; pass it, not its analytic signal"

@@ -66,16 +66,18 @@ class WavesAccessor:
         """atan2(v_y, v_x) in rad; see `analysis.direction`."""
         return fields.direction(self._data, band=band)
 
-    def pgd(self, *, band: Band = None, window: int = 5) -> xr.DataArray:
+    def pgd(self, *, band: Band = None, window: int | None = None) -> xr.DataArray:
         """Local phase-gradient directionality; see `analysis.phase_gradient_directionality`."""
         return fields.phase_gradient_directionality(self._data, band=band, window=window)
 
-    def percent_waves(self, *, band: Band = None, window: int = 5, seed: int = 0) -> xr.DataArray:
+    def percent_waves(
+        self, *, band: Band = None, window: int | None = None, seed: int = 0
+    ) -> xr.DataArray:
         """Share of points more directional than the shuffled null; see `analysis.percent_waves`."""
         return statistics.percent_waves(self._data, band=band, window=window, seed=seed)
 
     def percent_long_waves(
-        self, *, band: Band = None, window: int = 5, seed: int = 0
+        self, *, band: Band = None, window: int | None = None, seed: int = 0
     ) -> xr.DataArray:
         """The paper's long-wave share; see `analysis.percent_long_waves`."""
         return statistics.percent_long_waves(self._data, band=band, window=window, seed=seed)
@@ -92,6 +94,8 @@ class WavesAccessor:
         """Space–time power spectrum; see `analysis.kw_spectrum`."""
         return spectrum.kw_spectrum(self._data, band=band)
 
-    def report(self, *, band: Band = None, window: int = 5, seed: int = 0) -> dict[str, Any]:
+    def report(
+        self, *, band: Band = None, window: int | None = None, seed: int = 0
+    ) -> dict[str, Any]:
         """The JSON-serialisable wave report; see `analysis.wave_report`."""
         return report.wave_report(self._data, band=band, window=window, seed=seed)

@@ -23,7 +23,7 @@ import numpy as np
 import xarray as xr
 
 from analysis import _kernels as K
-from analysis._validate import TIME, SignalInfo, inspect_signal, is_dask
+from analysis._validate import TIME, SignalInfo, inspect_signal, is_dask, resolve_window
 
 __all__ = [
     "amplitude",
@@ -333,7 +333,7 @@ def direction(data: xr.DataArray, *, band: tuple[float, float] | None = None) ->
 
 
 def phase_gradient_directionality(
-    data: xr.DataArray, *, band: tuple[float, float] | None = None, window: int = 5
+    data: xr.DataArray, *, band: tuple[float, float] | None = None, window: int | None = None
 ) -> xr.DataArray:
     """Local phase-gradient directionality, in [0, 1].
 
@@ -345,15 +345,17 @@ def phase_gradient_directionality(
     Parameters
     ----------
     window
-        Odd neighbourhood size, at least 3 and at most the grid.
+        Odd neighbourhood size, at least 3 and at most the grid; by default 9 on a ring and
+        5 on a torus (`analysis._validate.DEFAULT_WINDOW` says why).
     """
     info, arr = _setup(data, band=band, window=window)
+    size = resolve_window(window, info.ndim)
     a = _analytic(info, arr, band)
 
     def kernel(x: np.ndarray) -> np.ndarray:
         grads = [K.phase_gradient(x, axis) for axis in range(-info.ndim, 0)]
-        return K.directionality(grads, info.ndim, window).astype(K.float_dtype(x.dtype))
+        return K.directionality(grads, info.ndim, size).astype(K.float_dtype(x.dtype))
 
-    values = _map(kernel, a, info, halo=1 + window // 2, dtype=K.float_dtype(a.dtype))
-    attrs = {"long_name": "phase-gradient directionality", "units": "1", "window": int(window)}
+    values = _map(kernel, a, info, halo=1 + size // 2, dtype=K.float_dtype(a.dtype))
+    attrs = {"long_name": "phase-gradient directionality", "units": "1", "window": size}
     return _like(values, arr, data, "pgd", attrs)

@@ -75,7 +75,7 @@ def wave_report(
     data: xr.DataArray,
     *,
     band: tuple[float, float] | None = None,
-    window: int = 5,
+    window: int | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Summary of the waves in a recording, as plain JSON-serialisable numbers.
@@ -95,7 +95,8 @@ def wave_report(
     band
         Optional band-pass ``(low, high)`` in cycles per time unit.
     window
-        Neighbourhood of the directionality measure (odd, >= 3).
+        Neighbourhood of the directionality measure (odd, >= 3; by default 9 cells on a
+        ring, 5 × 5 on a torus).
     seed
         Seed of the spatial shuffle behind the null of ``percent_waves``.
 
@@ -136,7 +137,7 @@ def analyze_dataset(
     band: tuple[float, float] | None = None,
     out_dir: str | Path | None = None,
     figures: bool = True,
-    window: int = 5,
+    window: int | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Analyse one variable of a trajectory (DESIGN §3) and optionally write the results.

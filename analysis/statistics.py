@@ -111,20 +111,22 @@ def percent_waves(
     data: xr.DataArray,
     *,
     band: tuple[float, float] | None = None,
-    window: int = 5,
+    window: int | None = None,
     seed: int = 0,
 ) -> xr.DataArray:
     """Share of (time, cell) points whose local PGD reaches the shuffled null's 99th percentile.
 
     PGD is `analysis.phase_gradient_directionality` over `window` cells (``window²`` on a
-    torus). The null is the same measure on a spatially shuffled copy of the phase (one
-    random permutation of the cells per field, from ``numpy.random.default_rng(seed)``),
+    torus; by default 9 on a ring, 5 on a torus). The null is the same measure on a
+    spatially shuffled copy of the phase (one random permutation of the cells per field,
+    from ``numpy.random.default_rng(seed)``),
     over about 10⁶ points of evenly spaced frames. A plane wave scores about 100 %,
     spatial noise about 1 %.
 
-    On a ring with a window of 5 the null is degenerate: one neighbourhood in 16 has all
+    On a ring a window of 5 makes the null degenerate: one neighbourhood in 16 has all
     gradients of one sign (PGD exactly 1), so the 99th percentile is 1. Points at the
-    threshold count, and noise then scores about 6 %; a window of 9 restores about 1 %.
+    threshold count, and noise then scores about 6 %; the default window of 9 gives
+    about 1 %.
 
     Returns
     -------
@@ -139,7 +141,7 @@ def percent_long_waves(
     data: xr.DataArray,
     *,
     band: tuple[float, float] | None = None,
-    window: int = 5,
+    window: int | None = None,
     seed: int = 0,
 ) -> xr.DataArray:
     """The paper's measure: share of points whose wavelength exceeds the shuffled 99th percentile.
