@@ -73,13 +73,20 @@ def trajectory_dataset(
             "position and velocity must share a shape (S, B, C, n) or (S, B, C, h, w); got "
             f"{position.shape} and {velocity.shape}"
         )
+    times = np.asarray(times, dtype=np.float64)
+    if times.ndim != 1 or times.shape[0] != position.shape[0]:
+        raise OscsimInputError(
+            f"times must be 1-D with one entry per frame of position's first (time) axis: "
+            f"got times of shape {times.shape} for position of shape {position.shape} "
+            "(expected (S, B, C, n) or (S, B, C, h, w), time first)"
+        )
     spatial = ("x",) if position.ndim == 4 else ("y", "x")
     dims = ("sample", "time", "channel", *spatial)
     # Stored sample-first: one sample's whole history is contiguous on disk.
     order = (1, 0, 2, *range(3, position.ndim))
     coords: dict[str, Any] = {
         "sample": np.arange(position.shape[1]),
-        "time": np.asarray(times, dtype=np.float64),
+        "time": times,
         "channel": np.arange(position.shape[2]),
     }
     for axis, name in enumerate(spatial, start=3):

@@ -84,6 +84,12 @@ def test_written_files_follow_the_umask(tmp_path, suffix: str) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == expected
 
 
+def test_times_must_match_the_time_axis() -> None:
+    frames = np.zeros((1, 5, 1, 4, 6))  # sample-first by mistake: 1 "frame" of 5 samples
+    with pytest.raises(OscsimInputError, match=r"times must be 1-D .* shape \(5,\)"):
+        trajectory_dataset(np.arange(5.0), frames, frames)
+
+
 def test_bad_suffix() -> None:
     with pytest.raises(OscsimInputError, match=r"\.nc .*\.zarr"):
         write_trajectory(_dataset((5,)), "run.csv")
