@@ -88,6 +88,12 @@ def wave_report(
     ``wavevector``, a list in grid order; ``omega``, ``phase_speed``, …); the ``units``, the
     ``dims`` analysed and ``n_frames``. NaN and inf become None.
 
+    The local quantities come from the phase gradient between neighbouring cells, so noise
+    adds to |k| on every cell: for waves much longer than the noise lets a cell-to-cell
+    phase difference resolve, the medians of wavelength and speed are biased low (a
+    119-cell wave with 10 % white noise and no band: median wavelength 66 cells, while the
+    ``dominant_mode`` gives 119 exactly). Band-pass the signal, or read the dominant mode.
+
     Parameters
     ----------
     data
