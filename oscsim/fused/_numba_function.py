@@ -155,10 +155,11 @@ class NumbaImex(torch.autograd.Function):
         ctx.every = every
         ctx.bias_ndim = bias.ndim
         ctx.dt_dtype = dt.dtype if isinstance(dt, torch.Tensor) else None
+        # the backward replays from the saved states and activations: neither the drive nor
+        # the bias is needed again
         ctx.save_for_backward(
-            drive, saved_y, saved_z, saved_h, kernel_position, kernel_velocity, bias, gamma,
-            epsilon,
-        )  # fmt: skip
+            saved_y, saved_z, saved_h, kernel_position, kernel_velocity, gamma, epsilon
+        )
         return outputs(spec, saved_y, saved_z, return_sequence)
 
     @staticmethod
@@ -167,8 +168,9 @@ class NumbaImex(torch.autograd.Function):
         ctx: Any, grad_position: torch.Tensor | None, grad_velocity: torch.Tensor | None
     ) -> tuple[torch.Tensor | None, ...]:
         spec: SequenceSpec = ctx.spec
-        drive, saved_y, saved_z, saved_h, kernel_position, kernel_velocity = ctx.saved_tensors[:6]
-        bias, gamma, epsilon = ctx.saved_tensors[6:]
+        saved_y, saved_z, saved_h, kernel_position, kernel_velocity, gamma, epsilon = (
+            ctx.saved_tensors
+        )
         needs = ctx.needs_input_grad
         dtype = _np_dtype(spec)
         b, c, plane = spec.batch, spec.channels, _plane(spec)
