@@ -271,3 +271,35 @@ def test_equivariance_test_shifts_a_latent_that_really_translates(data_dir: Path
     expected = mean_field + torch.roll(positions[2, 0] - mean_field, 2, dims=-2)
     np.testing.assert_allclose(result.latent_shifted[2], expected.detach().numpy(), atol=1e-12)
     assert set(result.summary()) >= {"mse_shifted", "mse_unshifted", "mse_model_forecast"}
+
+
+def test_forecast_table_resumes_its_own_run_but_refuses_one_with_other_settings(
+    data_dir: Path,
+) -> None:
+    from models.experiments.forecast_table import train_or_reuse
+
+    folder = data_dir / "table-run"
+    first = _hamiltonian_run(folder, "nwm2d", max_steps=2, dtype="float32")
+    summary = train_or_reuse(first)
+    assert summary["steps"] == 2
+    # A longer budget with the same settings continues the run it finds.
+    assert (
+        train_or_reuse(_hamiltonian_run(folder, "nwm2d", max_steps=3, dtype="float32"))["steps"]
+        == 3
+    )
+    other = _hamiltonian_run(
+        folder,
+        "nwm2d",
+        max_steps=3,
+        dtype="float32",
+        model_options={
+            **SMALL,
+            "observed": 4,
+            "horizon": 4,
+            "n_train": 24,
+            "n_eval": 8,
+            "epsilon": 0.05,
+        },
+    )
+    with pytest.raises(SystemExit, match="other settings.*model_options"):
+        train_or_reuse(other)

@@ -103,17 +103,46 @@ def options_for(model: str, shared: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in shared.items() if key in allowed}
 
 
+#: Run settings that may differ between the runs a folder holds (a longer budget resumes).
+_FREE_SETTINGS = ("max_steps", "out", "progress")
+
+
+def _settings(run: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a run (``RunConfig.to_dict()``) that decide what it trains."""
+    plain = json.loads(json.dumps(run))  # tuples as lists, as stored in the metric files
+    return {key: value for key, value in plain.items() if key not in _FREE_SETTINGS}
+
+
 def train_or_reuse(run: RunConfig) -> dict[str, Any]:
-    """Train ``run`` to ``max_steps``; reuse a finished run folder, resume an interrupted one."""
+    """Train ``run`` to ``max_steps``; reuse a finished run folder, resume an interrupted one.
+
+    Raises
+    ------
+    SystemExit
+        If the folder holds a run with other settings (model options, learning rate, …):
+        reusing it would put a different model in the table.
+    """
     folder = Path(run.out)
+    resume = (folder / "last.pt").exists()
+    checkpoint = load_checkpoint(folder / "last.pt") if resume else None
+    if checkpoint is not None:
+        stored, wanted = _settings(checkpoint["run"]), _settings(run.to_dict())
+        if stored != wanted:
+            changed = sorted(
+                k for k in wanted.keys() | stored.keys() if stored.get(k) != wanted.get(k)
+            )
+            raise SystemExit(
+                f"{folder} holds a run with other settings ({', '.join(changed)}: "
+                f"{[stored.get(k) for k in changed]} there, {[wanted.get(k) for k in changed]} "
+                "asked); pass another --runs folder"
+            )
     summary_path = folder / "metrics.json"
     if summary_path.exists() and (folder / "best.pt").exists():
         summary = json.loads(summary_path.read_text())
         if summary.get("steps") == run.max_steps and "test_mse" in summary.get("best", {}):
             print(f"  reusing {folder} ({summary['steps']} steps)", flush=True)
             return dict(summary)
-    resume = (folder / "last.pt").exists()
-    task_state = load_checkpoint(folder / "last.pt")["task_state"] if resume else None
+    task_state = checkpoint["task_state"] if checkpoint is not None else None
     task, model = build_run(run, task_state)
     summary = Trainer(run, task, model).fit(resume=resume)
     return dict(summary)
