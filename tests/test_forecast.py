@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -303,3 +304,61 @@ def test_forecast_table_resumes_its_own_run_but_refuses_one_with_other_settings(
     )
     with pytest.raises(SystemExit, match="other settings.*model_options"):
         train_or_reuse(other)
+
+
+def _seed_result(folder: Path, seed: int, vpts: dict[str, list[float]], lr: float = 3e-3) -> Path:
+    """A finished forecast_table ``results.json`` with the given per-trajectory VPTs."""
+    models = {
+        name: {
+            "label": name,
+            "parameters": 10,
+            "steps": 5,
+            "batch_size": 2,
+            "lr": lr,
+            "seed": seed,
+            "model_options": {"latent_norm": True},
+            "observed": 3,
+            "horizon": 4,
+            "train_wall_seconds": 60.0,
+            "test": {
+                "vpt_mean": float(np.mean(v)),
+                "mse_window": 0.1,
+                "mse_extrapolation": 0.2,
+            },
+            "test_vpt_per_sample": v,
+            "test_mse_per_step": [0.1] * 8,
+        }
+        for name, v in vpts.items()
+    }
+    path = folder / "pendulum" / "results.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"system": "pendulum", "models": models, "complete": True}))
+    return folder
+
+
+def test_forecast_seeds_pools_seeds_and_pairs_trajectories(tmp_path: Path) -> None:
+    from models.experiments.forecast_seeds import main
+
+    a = _seed_result(tmp_path / "a", 0, {"nwm2d": [4.0, 2.0], "lstm": [1.0, 2.0]})
+    b = _seed_result(tmp_path / "b", 1, {"nwm2d": [6.0, 8.0], "lstm": [6.0, 4.0]})
+    assert main([str(a), str(b), "--system", "pendulum", "--out", str(tmp_path / "out")]) == 0
+    result = json.loads((tmp_path / "out" / "results.json").read_text())
+    nwm = result["models"]["nwm2d"]
+    assert nwm["vpt_per_seed"] == [3.0, 7.0] and nwm["vpt_mean_over_seeds"] == 5.0
+    paired = result["paired_vpt_difference"]["lstm"]
+    # Differences 3, 0, 0, 4: mean 1.75; sample std 2.06 over 4 trajectories.
+    assert paired["mean"] == 1.75 and paired["nwm_ahead"] == 2 and paired["baseline_ahead"] == 0
+    assert math.isclose(paired["standard_error"], np.std([3, 0, 0, 4], ddof=1) / 2)
+    assert (tmp_path / "out" / "pendulum_mse_seeds.png").stat().st_size > 0
+
+
+def test_forecast_seeds_refuses_runs_with_other_settings(tmp_path: Path) -> None:
+    from models.experiments.forecast_seeds import main
+
+    a = _seed_result(tmp_path / "a", 0, {"nwm2d": [4.0], "lstm": [1.0]})
+    b = _seed_result(tmp_path / "b", 1, {"nwm2d": [4.0], "lstm": [1.0]}, lr=1e-3)
+    with pytest.raises(SystemExit, match="lr"):
+        main([str(a), str(b), "--system", "pendulum", "--out", str(tmp_path / "out")])
+    c = _seed_result(tmp_path / "c", 0, {"nwm2d": [4.0], "lstm": [1.0]})
+    with pytest.raises(SystemExit, match="seed 0 appears twice"):
+        main([str(a), str(c), "--system", "pendulum", "--out", str(tmp_path / "out")])

@@ -325,6 +325,8 @@ def run_system(system: str, args: argparse.Namespace, shared: dict[str, Any]) ->
             "steps": summary["steps"],
             "batch_size": args.batch_size,
             "lr": args.lr,
+            "seed": args.seed,
+            "model_options": run.model_options,
             "observed": task.observed,
             "horizon": task.horizon,
             "train_wall_seconds": summary["wall_seconds"],

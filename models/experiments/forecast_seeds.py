@@ -1,0 +1,211 @@
+"""Forecasting over seeds: one system's table from several `forecast_table` runs.
+
+    python -m models.experiments.forecast_seeds runs/pn/out-s0 runs/pn/out-s1 runs/pn/out-s2 \\
+        --system pendulum --out results/forecast/pendulum_seeds
+
+Each directory is the ``--out`` of one ``forecast_table`` call with its own ``--seed`` (a
+seed draws the weights and the train, validation and test trajectories). Every run must have
+trained the same models with the same settings apart from the seed; otherwise the rows would
+not compare like with like, and the command stops and says which setting differs.
+
+It writes, under ``--out``:
+
+- ``table.md``: per model the test VPT of each seed, the mean over seeds ± their standard
+  deviation, and the forecast MSE inside and beyond the trained window (mean over seeds);
+  then, for NWM-2D against each baseline, the per-trajectory difference in VPT (the test
+  trajectories of a seed are the same for every model, so the difference is paired), its
+  mean and standard error over all trajectories of all seeds;
+- ``results.json`` with the same numbers;
+- ``<system>_mse_seeds.png``: the per-step test MSE of each model, averaged over seeds.
+
+A seed's VPT is noisy (its trajectories differ in energy, and high-energy pendulums that
+rotate rather than swing are forecast far worse by every model); several seeds and the paired
+difference say whether one model is ahead by more than that noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.experiments.forecast_table import MODEL_LABELS
+from models.figures import error_curves_figure
+from oscsim.atomic import write_text_atomic
+
+#: Entry fields that must agree between seeds for their rows to be pooled.
+SHARED_SETTINGS = ("steps", "batch_size", "lr", "observed", "horizon", "model_options")
+#: The model every baseline is compared with.
+REFERENCE_MODEL = "nwm2d"
+
+
+def load_runs(folders: list[Path], system: str) -> list[dict[str, Any]]:
+    """The finished ``<folder>/<system>/results.json`` of each folder, checked to match.
+
+    Raises
+    ------
+    SystemExit
+        If a folder has no finished result, two folders share a seed, or their models or
+        settings differ (other than the seed).
+    """
+    runs: list[dict[str, Any]] = []
+    for folder in folders:
+        path = folder / system / "results.json"
+        if not path.exists():
+            raise SystemExit(f"no {path}: run forecast_table --systems {system} --out {folder}")
+        data = json.loads(path.read_text())
+        if not data.get("complete"):
+            raise SystemExit(f"{path} is not finished (its forecast_table run was interrupted)")
+        for name, entry in data["models"].items():
+            if "seed" not in entry:
+                raise SystemExit(
+                    f"{path} ({name}) does not record its seed and settings; rerun its "
+                    "forecast_table command (trained runs are reused) to add them"
+                )
+        runs.append(data)
+    if len(runs) < 2:
+        raise SystemExit(f"give at least two result folders, got {len(runs)}")
+    reference = runs[0]["models"]
+    seeds: list[int] = []
+    for folder, data in zip(folders, runs, strict=True):
+        models = data["models"]
+        if list(models) != list(reference):
+            raise SystemExit(
+                f"{folder} has models {list(models)}, {folders[0]} has {list(reference)}"
+            )
+        for name, entry in models.items():
+            for key in SHARED_SETTINGS:
+                if entry[key] != reference[name][key]:
+                    raise SystemExit(
+                        f"{folder} trained {name} with {key} = {entry[key]!r}, "
+                        f"{folders[0]} with {reference[name][key]!r}"
+                    )
+        seed = next(iter(models.values()))["seed"]
+        if seed in seeds:
+            raise SystemExit(f"seed {seed} appears twice ({folder})")
+        seeds.append(seed)
+    return runs
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-model statistics over seeds and paired NWM-2D − baseline VPT differences."""
+    names = list(runs[0]["models"])
+    models: dict[str, Any] = {}
+    for name in names:
+        entries = [data["models"][name] for data in runs]
+        per_seed = [float(e["test"]["vpt_mean"]) for e in entries]
+        models[name] = {
+            "label": entries[0]["label"],
+            "parameters": entries[0]["parameters"],
+            "steps": entries[0]["steps"],
+            "batch_size": entries[0]["batch_size"],
+            "train_minutes_per_seed": [e["train_wall_seconds"] / 60 for e in entries],
+            "seeds": [e["seed"] for e in entries],
+            "vpt_per_seed": per_seed,
+            "vpt_mean_over_seeds": float(np.mean(per_seed)),
+            "vpt_std_over_seeds": float(np.std(per_seed, ddof=1)),
+            "mse_window": float(np.mean([e["test"]["mse_window"] for e in entries])),
+            "mse_extrapolation": float(np.mean([e["test"]["mse_extrapolation"] for e in entries])),
+            "mse_per_step": np.mean([e["test_mse_per_step"] for e in entries], axis=0).tolist(),
+        }
+    paired: dict[str, Any] = {}
+    if REFERENCE_MODEL in names:
+        for name in names:
+            if name == REFERENCE_MODEL:
+                continue
+            differences = np.concatenate(
+                [
+                    np.asarray(data["models"][REFERENCE_MODEL]["test_vpt_per_sample"])
+                    - np.asarray(data["models"][name]["test_vpt_per_sample"])
+                    for data in runs
+                ]
+            )
+            paired[name] = {
+                "trajectories": int(differences.size),
+                "mean": float(differences.mean()),
+                "standard_error": float(differences.std(ddof=1) / math.sqrt(differences.size)),
+                "nwm_ahead": int((differences > 0).sum()),
+                "baseline_ahead": int((differences < 0).sum()),
+            }
+    return {"models": models, "paired_vpt_difference": paired}
+
+
+def render_table(system: str, summary: dict[str, Any], horizon: int) -> str:
+    """Markdown of `summarise`'s numbers."""
+    models = summary["models"]
+    seeds = next(iter(models.values()))["seeds"]
+    lines = [
+        f"| system | model | parameters | budget per seed | test VPT, seeds {seeds} | "
+        "mean ± std over seeds | MSE steps 1–H | MSE steps H+1–2H |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for entry in models.values():
+        minutes = np.mean(entry["train_minutes_per_seed"])
+        lines.append(
+            f"| {system} | {entry['label']} | {entry['parameters']:,} | "
+            f"{entry['steps']} steps × {entry['batch_size']}, {minutes:.1f} min | "
+            + " / ".join(f"{v:.1f}" for v in entry["vpt_per_seed"])
+            + f" | {entry['vpt_mean_over_seeds']:.1f} ± {entry['vpt_std_over_seeds']:.1f} | "
+            f"{entry['mse_window']:.5f} | {entry['mse_extrapolation']:.5f} |"
+        )
+    paired = summary["paired_vpt_difference"]
+    if paired:
+        lines += [
+            "",
+            f"Paired VPT difference, {MODEL_LABELS[REFERENCE_MODEL]} minus baseline, over the "
+            "test trajectories of every seed (mean ± standard error; trajectories where each "
+            "is ahead):",
+            "",
+            "| baseline | trajectories | mean difference (steps) | NWM-2D ahead / baseline ahead |",
+            "|---|---|---|---|",
+        ]
+        for name, entry in paired.items():
+            lines.append(
+                f"| {MODEL_LABELS.get(name, name)} | {entry['trajectories']} | "
+                f"{entry['mean']:+.1f} ± {entry['standard_error']:.1f} | "
+                f"{entry['nwm_ahead']} / {entry['baseline_ahead']} |"
+            )
+    lines += [
+        "",
+        f"H = {horizon} steps (the training window); the test horizon is 2H. VPT as in "
+        "forecast_table (Δt = 0.05, threshold 0.025, capped at 2H).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Pool the seeds; see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="+", type=Path, help="forecast_table --out folders")
+    parser.add_argument("--system", required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    runs = load_runs(args.folders, args.system)
+    summary = summarise(runs)
+    horizon = int(next(iter(runs[0]["models"].values()))["horizon"])
+    table = render_table(args.system, summary, horizon)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(table, args.out / "table.md")
+    write_text_atomic(
+        json.dumps({"system": args.system, "horizon": horizon, **summary}, indent=2),
+        args.out / "results.json",
+    )
+    models = summary["models"]
+    seeds = next(iter(models.values()))["seeds"]
+    error_curves_figure(
+        {entry["label"]: np.asarray(entry["mse_per_step"]) for entry in models.values()},
+        args.out / f"{args.system}_mse_seeds.png",
+        train_horizon=horizon,
+        vpt={entry["label"]: entry["vpt_mean_over_seeds"] for entry in models.values()},
+        title=f"{args.system}: test per-step MSE, mean over seeds {seeds}",
+    )
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
