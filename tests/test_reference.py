@@ -11,6 +11,7 @@ import math
 import subprocess
 import sys
 
+import mpmath
 import numba
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ import scipy.linalg
 
 from oscsim.errors import IntegrationError, OscsimInputError
 from oscsim.parameters import NetworkParameters
-from oscsim.reference import REFERENCE_METHODS, _kernels, _solve, solve
+from oscsim.reference import REFERENCE_METHODS, _kernels, _network, _solve, solve
 from oscsim.reference._inputs import InputSchedule
 from oscsim.reference._tableau import DOPRI5, TABLEAUX, ButcherTableau
 from tests.helpers import numpy_field, relative_error
@@ -384,23 +385,84 @@ def test_tableaux_check_themselves():
         ButcherTableau(name="bad", order=1, c=[0.5], a=[[0.5]], b=[1.0])
 
 
-def test_tanh_is_within_one_ulp_of_correct_rounding():
+def _tanh_ulp_errors(x: np.ndarray, got: np.ndarray) -> np.ndarray:
+    """|got − tanh(x)| in units in the last place of the exact value, tanh(x) from mpmath
+    at 113 bits and carried as hi + lo (two doubles), so the difference is exact."""
+    mpmath.mp.prec = 113
+    exact = [mpmath.tanh(mpmath.mpf(float(v))) for v in x]
+    hi = np.array([float(e) for e in exact])
+    lo = np.array([float(e - mpmath.mpf(h)) for e, h in zip(exact, hi, strict=True)])
+    # The ulp of |tanh| just below hi (so 2^-53, not 2^-52, at hi = ±1).
+    ulp = np.spacing(np.nextafter(np.abs(hi), 0.0))
+    return np.abs((got - hi) - lo) / ulp
+
+
+def test_tanh_is_within_1_5_ulp_of_the_exact_value():
     x = np.concatenate([
-        RNG.uniform(-25, 25, 200_000), RNG.uniform(-1, 1, 200_000),
-        np.geomspace(1e-300, 30, 20_000), -np.geomspace(1e-300, 30, 20_000),
-        np.nextafter(0.625, [-1.0, 2.0]), [0.0, 19.0, 20.0, 21.0, 1e300],
+        RNG.uniform(-25, 25, 20_000), RNG.uniform(-1, 1, 20_000),
+        RNG.uniform(0.55, 0.75, 10_000), -RNG.uniform(0.55, 0.75, 10_000),
+        np.geomspace(1e-300, 30, 4_000), -np.geomspace(1e-300, 30, 4_000),
+        np.nextafter(0.625, [-1.0, 2.0]), [0.624, 0.626, 19.0, 20.0, 21.0, 1e300, 5e-324],
     ])  # fmt: skip
     out = np.empty_like(x)
     _kernels.tanh_array(x, out)
-    want = np.tanh(x)  # numpy's tanh: within 1 ulp itself
-    ulps = np.abs(out - want) / np.spacing(np.abs(want))
-    # Both within 1 ulp of the exact value, so within 2 ulp of each other.
-    assert ulps.max() <= 2.0
-    special = np.array([-0.0, np.inf, -np.inf, np.nan])
+    # Observed 1.31 ulp, near |x| = 0.63 (the version with three divisions: 1.29); glibc's
+    # tanh is specified to 2 ulp. 1.5 ulp leaves room for the rounding of other samples.
+    assert _tanh_ulp_errors(x, out).max() <= 1.5
+    special = np.array([-0.0, 0.0, np.inf, -np.inf, np.nan])
     out = np.empty_like(special)
     _kernels.tanh_array(special, out)
     assert math.copysign(1.0, out[0]) == -1.0 and out[0] == 0.0
-    assert out[1] == 1.0 and out[2] == -1.0 and np.isnan(out[3])
+    assert math.copysign(1.0, out[1]) == 1.0 and out[1] == 0.0
+    assert out[2] == 1.0 and out[3] == -1.0 and np.isnan(out[4])
+
+
+def _acceleration_by_hand(
+    params: NetworkParameters, y: np.ndarray, z: np.ndarray, drive: np.ndarray, w: float
+) -> np.ndarray:
+    """The `identity` acceleration of a `local` or `locally_connected` network, each output
+    summed over (c, a, b) in that order from 0, as the kernels promise, with NumPy rolls;
+    ``y``, ``z`` are (B, C, H, W), ``drive`` (2, B, C, H, W) mixed with weight ``w``."""
+    net = _network.build(params)
+    k_pos, k_vel = net.kernel_position, net.kernel_velocity
+    channels, kh, kw = k_pos.shape[1], k_pos.shape[2], k_pos.shape[3]
+    coupled = np.zeros_like(y)
+    for o in range(channels):
+        total = np.zeros_like(y[:, 0])
+        for c in range(channels):
+            for a in range(kh):
+                for b in range(kw):
+                    # shifted[i, j] = x[i + a − kh // 2, j + b − kw // 2], periodic
+                    shift = (kh // 2 - a, kw // 2 - b)
+                    ys = np.roll(y[:, c], shift, axis=(1, 2))
+                    zs = np.roll(z[:, c], shift, axis=(1, 2))
+                    total = total + (k_pos[o, c, a, b] * ys + k_vel[o, c, a, b] * zs)
+        coupled[:, o] = total
+    d = drive[0] + w * (drive[1] - drive[0])
+    gamma = net.gamma[None, :, None, None]
+    epsilon = net.epsilon[None, :, None, None]
+    return (coupled + d + net.bias[None]) - gamma * y - epsilon * z
+
+
+@pytest.mark.parametrize(
+    ("grid", "coupling", "kernel_size"),
+    [((11,), "local", 5), ((5, 7), "local", 1), ((5, 7), "local", 3), ((5, 7), "local", 5),
+     ((8, 9), "local", 7), ((6, 7), "locally_connected", 3), ((7, 8), "locally_connected", 5)],
+)  # fmt: skip
+def test_coupling_sums_every_output_in_order(grid, coupling, kernel_size):
+    """The stencil kernels (three taps per pass, edges read through a wrapped copy of the
+    row) give exactly the plain sum in (c, a, b) order, for kernels of every width modulo 3."""
+    params = NetworkParameters.random(
+        grid, 2, coupling, kernel_size=kernel_size, gamma=[0.7, 1.3], epsilon=[0.2, 0.1],
+        bias=RNG.normal(size=(2, *grid)), activation="identity", rng=kernel_size,
+    )  # fmt: skip
+    shape = (2, 2, *(grid if len(grid) == 2 else (1, *grid)))
+    y, z = RNG.normal(size=shape), RNG.normal(size=shape)
+    drive = RNG.normal(size=(2, *shape))
+    out = np.empty(shape)
+    _kernels.acceleration(_network.build(params), y, z, drive, 0, 1, 0.3, out)
+    # The same products and sums in the same order: equal to the last bit.
+    np.testing.assert_array_equal(out, _acceleration_by_hand(params, y, z, drive, 0.3))
 
 
 @pytest.mark.slow

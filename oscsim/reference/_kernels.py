@@ -13,10 +13,11 @@ Layout: the state is ``(B, C, H, W)``; a ring of ``n`` cells is the torus ``1 ×
 a ``1 × k`` kernel the sums are term for term those of the ring). A *row* is one
 ``(sample, channel, grid row)``; row ``r`` holds the flat elements ``[r·W, (r+1)·W)``.
 
-Stages are computed row by row: a row's task evaluates the stage's acceleration for that
-row and then, element-wise, the next stage's state (or the step's result) for the same
-row, so a stage is one pass over the rows. The parallel step loops (`rk_steps_parallel`,
-`imex_steps_parallel`) share each pass's rows among the threads with one ``prange`` over
+A stage works on a block of rows: the acceleration of all of them, then element-wise the
+next stage's state (or the step's result) for them. (Interleaving the two row by row, so
+that each row stays in L1, measured slower: the per-row overheads cost more than reading
+the block again from L2.) The parallel step loops (`rk_steps_parallel`,
+`imex_steps_parallel`) share each stage's rows among the threads with one ``prange`` over
 contiguous blocks of rows, one parallel region per stage. The ``prange`` body calls a
 serial helper (loops written inline in a ``prange`` body are not vectorised by LLVM, a
 called function's are). Parallel kernels are only called from Python: a jitted caller
@@ -25,10 +26,12 @@ would compile its own copy of every parallel region, which costs seconds.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir as llvm_ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 # Coupling kinds, as stored in ``Network.coupling``.
 COUPLING_STENCIL = 0  # `local`: one kernel shared by all cells
@@ -99,13 +102,21 @@ def workspace(stages: int, shape: tuple[int, ...]) -> Workspace:
 # ---------------------------------------------------------------------------------------
 # libm's tanh is a scalar call (~10 ns here) that keeps the loop around it from being
 # vectorised; the activation then dominates the whole right-hand side. This version is
-# plain arithmetic and selects, so LLVM vectorises it; it is within 1 ulp of the correctly
-# rounded tanh on the tests' samples (libm: 2 ulp), so the reference loses no accuracy.
+# plain arithmetic and selects, so LLVM vectorises it. Against the exact tanh (mpmath) on
+# the tests' samples it is within 1.31 ulp (libm allows itself 2), so the reference loses
+# no accuracy.
 #
-# |x| < 0.625: Cephes' odd rational approximation (relative error < 2.5e-16).
-# otherwise:   sign(x)·(1 − 2/(e^{2|x|} + 1)), with e^v from fdlibm's argument reduction and
-#              rational remainder (< 1 ulp); 2|x| is capped at 40, where tanh rounds to ±1,
-#              so 2^k (k ≤ 58) is built exactly from six power-of-two factors.
+# |x| < 0.625: x + x³·N(x²)/D(x²), Cephes' odd rational approximation (relative error
+#              < 2.5e-16).
+# otherwise:   sign(x)·(1 − 2/(e^v + 1)) with v = 2|x|, capped at 40 (where tanh rounds to
+#              ±1): v = k·ln 2 + r, |r| ≤ ln2/2, and fdlibm's e^r = 1 + r + r·c/(2 − c) with
+#              c = r − r²·P(r²). Over the common denominator g = 2 − c,
+#              2/(e^v + 1) = 2g/(2^k·(g + (g·r + r·c)) + g).
+# Division is the slowest vector operation here, so the two branches share one, their
+# operands selected first (one division where there were three: the activation loop ~25 %
+# faster), and 2^k (0 ≤ k ≤ 58) is put together from its bits rather than multiplied up.
+# LLVM's choice to vectorise this is fragile (writing P(r²) in Estrin's form instead made
+# the loop scalar and a step 2.5× slower): time any change.
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
 _INV_LN2 = 1.44269504088896338700e00
@@ -122,33 +133,40 @@ _TANH_Q1 = 2.23548839060100448583e03
 _TANH_Q2 = 4.84406305325125486048e03
 
 
+@intrinsic
+def _float_from_bits(typingctx: Any, bits: Any) -> Any:
+    """The float64 whose IEEE bits are the int64 ``bits`` (a reinterpretation)."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], llvm_ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
 @njit(cache=True, error_model="numpy")
 def tanh(x: float) -> float:
-    """Hyperbolic tangent of a float64, vectorisable, within 1 ulp (see the comment above)."""
+    """Hyperbolic tangent of a float64, vectorisable, within 1.31 ulp (see the comment
+    above)."""
     ax = abs(x)
     x2 = x * x
     numerator = (_TANH_P0 * x2 + _TANH_P1) * x2 + _TANH_P2
     denominator = ((x2 + _TANH_Q0) * x2 + _TANH_Q1) * x2 + _TANH_Q2
-    small = x + x * x2 * (numerator / denominator)
     v = 2.0 * ax
     v = v if v < 40.0 else 40.0
     v = v if v == v else 0.0  # NaN: keep the integer conversion below defined
     k = int(v * _INV_LN2 + 0.5)
-    hi = v - k * _LN2_HI
-    lo = k * _LN2_LO
-    r = hi - lo
+    r = (v - k * _LN2_HI) - k * _LN2_LO
     r2 = r * r
     c = r - r2 * (_EXP_P1 + r2 * (_EXP_P2 + r2 * (_EXP_P3 + r2 * (_EXP_P4 + r2 * _EXP_P5))))
-    mantissa = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
-    scale = 2.0 if k & 1 else 1.0
-    scale *= 4.0 if k & 2 else 1.0
-    scale *= 16.0 if k & 4 else 1.0
-    scale *= 256.0 if k & 8 else 1.0
-    scale *= 65536.0 if k & 16 else 1.0
-    scale *= 4294967296.0 if k & 32 else 1.0
-    big = 1.0 - 2.0 / (scale * mantissa + 1.0)
+    g = 2.0 - c
+    scale = _float_from_bits((k + 1023) << 52)  # 2^k
+    small = ax < 0.625
+    q = (numerator if small else 2.0 * g) / (
+        denominator if small else scale * (g + (g * r + r * c)) + g
+    )
+    big = 1.0 - q
     big = big if x >= 0.0 else -big
-    result = small if ax < 0.625 else big
+    result = x + x * x2 * q if small else big
     result = x if x == 0.0 else result  # keeps the sign of zero
     return result if x == x else x
 
@@ -161,13 +179,33 @@ def tanh_array(x: np.ndarray, out: np.ndarray) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# The vector field, one row at a time:
+# The vector field, a block of rows at a time:
 #     acceleration = act(K_y⋆y + K_z⋆z + d(t) + b) − γ·y − ε·z
 # with d(t) = drive[i0] + w·(drive[i1] − drive[i0]) (w = 0 gives drive[i0] exactly).
+#
+# The helpers see the state as rows, ``(rows, W)`` (`_as_rows`; stage arrays
+# ``(S, rows, W)``), work on the rows ``first ≤ row < stop``, index whole arrays and take
+# no views. Numba counts a reference, an atomic operation, for every view taken and every
+# array handed to a function, and removes only the counts it can pair off: those of the
+# innermost helpers, not those of a helper that calls others. Counted on every row they
+# cost ~10 % of a step, so the helpers that call others loop over the rows themselves.
+# The helpers are inlined, but for `_acceleration_rows`, which its callers share.
 # ---------------------------------------------------------------------------------------
 
 
 @njit(cache=True, error_model="numpy")
+def _as_rows(x: np.ndarray) -> np.ndarray:
+    """A C-contiguous ``(..., W)`` array as ``(rows, W)``."""
+    return x.reshape(x.size // x.shape[-1], x.shape[-1])
+
+
+@njit(cache=True, error_model="numpy")
+def _as_stage_rows(x: np.ndarray) -> np.ndarray:
+    """A C-contiguous ``(S, ..., W)`` array as ``(S, rows, W)``."""
+    return x.reshape(x.shape[0], x.size // (x.shape[0] * x.shape[-1]), x.shape[-1])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _source_row(i: int, a: int, rh: int, height: int) -> int:
     """Grid row read by output row ``i`` at kernel row ``a`` (periodic)."""
     ii = i + a - rh
@@ -179,165 +217,177 @@ def _source_row(i: int, a: int, rh: int, height: int) -> int:
 
 
 @njit(cache=True, error_model="numpy")
-def _stencil_interior(
-    net: Network, y: np.ndarray, z: np.ndarray, bb: int, o: int, i: int, out: np.ndarray
-) -> None:
-    """Add the coupling to the outputs ``rw ≤ j < W − rw`` of a row, which need no
-    wrap-around along the row.
-
-    Output ``rw + t`` reads input ``b + t``: the loop index starts at 0 and no index can be
-    negative, so LLVM vectorises the loop (a possibly negative index makes Numba insert a
-    wrap-around select that defeats it). The shared and per-cell kernels get separate loop
-    nests so that no branch sits inside them.
-    """
-    channels, height, width = y.shape[1], y.shape[2], y.shape[3]
-    ky, kz = net.kernel_position, net.kernel_velocity
-    kh, kw = ky.shape[2], ky.shape[3]
-    rh, rw = kh // 2, kw // 2
-    inner = width - 2 * rw
-    if net.coupling == COUPLING_PER_CELL:
-        for c in range(channels):
-            for a in range(kh):
-                ii = _source_row(i, a, rh, height)
-                yrow, zrow = y[bb, c, ii], z[bb, c, ii]
-                for b in range(kw):
-                    wy, wz = ky[o, c, a, b, i], kz[o, c, a, b, i]
-                    for t in range(inner):
-                        out[rw + t] += wy[rw + t] * yrow[b + t] + wz[rw + t] * zrow[b + t]
-    else:
-        for c in range(channels):
-            for a in range(kh):
-                ii = _source_row(i, a, rh, height)
-                yrow, zrow = y[bb, c, ii], z[bb, c, ii]
-                for b in range(kw):
-                    vy, vz = ky[o, c, a, b, 0, 0], kz[o, c, a, b, 0, 0]
-                    for t in range(inner):
-                        out[rw + t] += vy * yrow[b + t] + vz * zrow[b + t]
+def _pad_scratch(net: Network, width: int) -> np.ndarray:
+    """Scratch for `_stencil_rows` on rows of ``width`` cells (one per thread)."""
+    return np.empty((2, width + 2 * (net.kernel_position.shape[3] // 2)))
 
 
-@njit(cache=True, error_model="numpy")
-def _stencil_point(
-    net: Network, y: np.ndarray, z: np.ndarray, bb: int, o: int, i: int, j: int
-) -> float:
-    """The coupling at one output cell, wrapping both ways, summed in the interior's order."""
-    channels, height, width = y.shape[1], y.shape[2], y.shape[3]
-    ky, kz = net.kernel_position, net.kernel_velocity
-    kh, kw = ky.shape[2], ky.shape[3]
-    rh, rw = kh // 2, kw // 2
-    pi = i if net.coupling == COUPLING_PER_CELL else 0
-    pj = j if net.coupling == COUPLING_PER_CELL else 0
-    total = 0.0
-    for c in range(channels):
-        for a in range(kh):
-            ii = _source_row(i, a, rh, height)
-            for b in range(kw):
-                jj = _source_row(j, b, rw, width)
-                total += (
-                    ky[o, c, a, b, pi, pj] * y[bb, c, ii, jj]
-                    + kz[o, c, a, b, pi, pj] * z[bb, c, ii, jj]
-                )
-    return total
-
-
-@njit(cache=True, error_model="numpy")
-def _stencil_row(
-    net: Network, y: np.ndarray, z: np.ndarray, bb: int, o: int, i: int, out: np.ndarray
-) -> None:
-    """``out[:] = (K_y⋆y + K_z⋆z)[bb, o, i, :]``, circular cross-correlation; every output
-    is summed over ``(c, a, b)`` in that order."""
-    width = y.shape[3]
-    rw = net.kernel_position.shape[3] // 2
+@njit(cache=True, error_model="numpy", inline="always")
+def _pad_row(x: np.ndarray, r: int, rw: int, pad: np.ndarray, p: int) -> None:
+    """``pad[p] = [x[r, W − rw:], x[r], x[r, :rw]]``: row ``r`` of ``W ≥ rw`` cells with
+    ``rw`` cells of periodic wrap-around on each side, so that output ``j`` reads
+    ``pad[p, j + b]``. ``rw`` must be visibly non-negative (``max(·, 0)``): otherwise
+    Numba's wrap-around of negative indices keeps the copy from being vectorised."""
+    width = x.shape[1]
     for j in range(width):
-        out[j] = 0.0
-    _stencil_interior(net, y, z, bb, o, i, out)
+        pad[p, rw + j] = x[r, j]
     for e in range(rw):
-        out[e] = _stencil_point(net, y, z, bb, o, i, e)
-        out[width - 1 - e] = _stencil_point(net, y, z, bb, o, i, width - 1 - e)
+        pad[p, e] = x[r, width - rw + e]
+        pad[p, rw + width + e] = x[r, e]
 
 
-@njit(cache=True, error_model="numpy")
-def _dense_row(
-    net: Network, y: np.ndarray, z: np.ndarray, bb: int, o: int, i: int, out: np.ndarray
-) -> None:
-    """``out[:] = (W_y·y + W_z·z)`` for the outputs of row ``(bb, o, i)``, summed over the
-    inputs in their flat ``(channel, *grid)`` order."""
-    height, width = y.shape[2], y.shape[3]
-    flat_y = y[bb].reshape(y[bb].size)
-    flat_z = z[bb].reshape(z[bb].size)
-    first = (o * height + i) * width
-    wy_all, wz_all = net.dense_position, net.dense_velocity
-    for j in range(width):
-        out[j] = 0.0
-    for k in range(flat_y.shape[0]):
-        wy = wy_all[k, first : first + width]
-        wz = wz_all[k, first : first + width]
-        yk = flat_y[k]
-        zk = flat_z[k]
+@njit(cache=True, error_model="numpy", inline="always")
+def _taps_shared(
+    ky: np.ndarray, kz: np.ndarray, o: int, c: int, a: int, pad: np.ndarray,
+    out: np.ndarray, r: int,
+) -> None:  # fmt: skip
+    """``out[r, j] += Σ_b (K_y[o, c, a, b]·pad[0, j + b] + K_z[o, c, a, b]·pad[1, j + b])``,
+    term by term in ascending ``b``.
+
+    Three taps per pass over the row: each output is loaded and stored once per three terms
+    instead of once per term, with the same additions in the same order.
+    """
+    width, kw = out.shape[1], ky.shape[3]
+    for t in range(kw // 3):
+        b = 3 * t
+        u0, u1, u2 = ky[o, c, a, b, 0, 0], ky[o, c, a, b + 1, 0, 0], ky[o, c, a, b + 2, 0, 0]
+        v0, v1, v2 = kz[o, c, a, b, 0, 0], kz[o, c, a, b + 1, 0, 0], kz[o, c, a, b + 2, 0, 0]
         for j in range(width):
-            out[j] += wy[j] * yk + wz[j] * zk
+            acc = out[r, j] + (u0 * pad[0, b + j] + v0 * pad[1, b + j])
+            acc = acc + (u1 * pad[0, b + 1 + j] + v1 * pad[1, b + 1 + j])
+            out[r, j] = acc + (u2 * pad[0, b + 2 + j] + v2 * pad[1, b + 2 + j])
+    for b in range(kw - kw % 3, kw):
+        u0, v0 = ky[o, c, a, b, 0, 0], kz[o, c, a, b, 0, 0]
+        for j in range(width):
+            out[r, j] = out[r, j] + (u0 * pad[0, b + j] + v0 * pad[1, b + j])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _taps_per_cell(
+    ky: np.ndarray, kz: np.ndarray, o: int, c: int, a: int, i: int, pad: np.ndarray,
+    out: np.ndarray, r: int,
+) -> None:  # fmt: skip
+    """`_taps_shared` with a weight per output cell, ``K[o, c, a, b, i, j]``."""
+    width, kw = out.shape[1], ky.shape[3]
+    for t in range(kw // 3):
+        b = 3 * t
+        for j in range(width):
+            acc = out[r, j] + (ky[o, c, a, b, i, j] * pad[0, b + j]
+                               + kz[o, c, a, b, i, j] * pad[1, b + j])  # fmt: skip
+            acc = acc + (ky[o, c, a, b + 1, i, j] * pad[0, b + 1 + j]
+                         + kz[o, c, a, b + 1, i, j] * pad[1, b + 1 + j])  # fmt: skip
+            out[r, j] = acc + (ky[o, c, a, b + 2, i, j] * pad[0, b + 2 + j]
+                               + kz[o, c, a, b + 2, i, j] * pad[1, b + 2 + j])  # fmt: skip
+    for b in range(kw - kw % 3, kw):
+        for j in range(width):
+            out[r, j] = out[r, j] + (ky[o, c, a, b, i, j] * pad[0, b + j]
+                                     + kz[o, c, a, b, i, j] * pad[1, b + j])  # fmt: skip
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _stencil_rows(
+    coupling: int, ky: np.ndarray, kz: np.ndarray, y: np.ndarray, z: np.ndarray,
+    channels: int, height: int, pad: np.ndarray, out: np.ndarray, first: int, stop: int,
+) -> None:  # fmt: skip
+    """``out[row] = (K_y⋆y + K_z⋆z)[row]``, circular cross-correlation, for the rows
+    ``first ≤ row < stop``; every output is summed over ``(c, a, b)`` in that order, from 0.
+
+    ``pad`` ``(2, W + 2·rw)`` is scratch: each input row is copied there with its
+    wrap-around (`_pad_row`), so that the edge cells take the same vectorised loop as the
+    interior ones.
+    """
+    kh, kw = ky.shape[2], ky.shape[3]
+    rh, rw = kh // 2, max(kw // 2, 0)
+    for row in range(first, stop):
+        sample_first = row - row % (channels * height)  # the sample's first row
+        o = (row // height) % channels
+        i = row % height
+        for j in range(out.shape[1]):
+            out[row, j] = 0.0
+        for c in range(channels):
+            for a in range(kh):
+                source = sample_first + c * height + _source_row(i, a, rh, height)
+                _pad_row(y, source, rw, pad, 0)
+                _pad_row(z, source, rw, pad, 1)
+                if coupling == COUPLING_PER_CELL:
+                    _taps_per_cell(ky, kz, o, c, a, i, pad, out, row)
+                else:
+                    _taps_shared(ky, kz, o, c, a, pad, out, row)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _dense_rows(
+    wy: np.ndarray, wz: np.ndarray, y: np.ndarray, z: np.ndarray, channels: int,
+    height: int, out: np.ndarray, first: int, stop: int,
+) -> None:  # fmt: skip
+    """``out[row] = (W_y·y + W_z·z)`` for the outputs of the rows ``first ≤ row < stop``,
+    summed over the inputs of the row's sample in their flat ``(channel, *grid)`` order."""
+    width = y.shape[1]
+    sample_rows = channels * height
+    for row in range(first, stop):
+        sample_first = row - row % sample_rows
+        column = max((row - sample_first) * width, 0)  # visibly non-negative: vectorised
+        for j in range(width):
+            out[row, j] = 0.0
+        for q in range(sample_rows):
+            for jj in range(width):
+                k = q * width + jj
+                yk = y[sample_first + q, jj]
+                zk = z[sample_first + q, jj]
+                for j in range(width):
+                    out[row, j] += wy[k, column + j] * yk + wz[k, column + j] * zk
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _activate_rows(
+    use_tanh: bool, y: np.ndarray, z: np.ndarray, drive: np.ndarray, i0: int, i1: int,
+    w: float, bias: np.ndarray, gamma: np.ndarray, epsilon: np.ndarray, height: int,
+    out: np.ndarray, first: int, stop: int,
+) -> None:  # fmt: skip
+    """``out[row] = act(out[row] + d + b) − γ·y[row] − ε·z[row]`` for the rows
+    ``first ≤ row < stop``, with ``d = drive[i0, row] + w·(drive[i1, row] − drive[i0, row])``
+    and ``b`` (``bias`` as `_as_rows`), ``γ``, ``ε`` those of the row's grid row and
+    channel."""
+    for row in range(first, stop):
+        grid_row = row % bias.shape[0]  # the row within its sample: channel·H + i
+        channel = grid_row // height
+        g, e = gamma[channel], epsilon[channel]
+        if use_tanh:
+            for j in range(out.shape[1]):
+                d = drive[i0, row, j] + w * (drive[i1, row, j] - drive[i0, row, j])
+                pre = out[row, j] + d + bias[grid_row, j]
+                out[row, j] = tanh(pre) - g * y[row, j] - e * z[row, j]
+        else:
+            for j in range(out.shape[1]):
+                d = drive[i0, row, j] + w * (drive[i1, row, j] - drive[i0, row, j])
+                pre = out[row, j] + d + bias[grid_row, j]
+                out[row, j] = pre - g * y[row, j] - e * z[row, j]
 
 
 @njit(cache=True, error_model="numpy")
-def _activate_row(
-    net: Network,
-    y: np.ndarray,
-    z: np.ndarray,
-    d0: np.ndarray,
-    d1: np.ndarray,
-    w: float,
-    bias: np.ndarray,
-    gamma: float,
-    epsilon: float,
-    out: np.ndarray,
-) -> None:
-    """``out = act(out + (d0 + w·(d1 − d0)) + bias) − γ·y − ε·z`` along one row."""
-    if net.tanh:
-        for j in range(out.shape[0]):
-            drive = d0[j] + w * (d1[j] - d0[j])
-            out[j] = tanh(out[j] + drive + bias[j]) - gamma * y[j] - epsilon * z[j]
-    else:
-        for j in range(out.shape[0]):
-            drive = d0[j] + w * (d1[j] - d0[j])
-            out[j] = (out[j] + drive + bias[j]) - gamma * y[j] - epsilon * z[j]
+def _acceleration_rows(
+    net: Network, y: np.ndarray, z: np.ndarray, drive: np.ndarray, i0: int, i1: int,
+    w: float, pad: np.ndarray, out: np.ndarray, first: int, stop: int,
+) -> None:  # fmt: skip
+    """The acceleration at the state ``(y, z)`` into ``out``, rows ``first ≤ row < stop``.
 
-
-@njit(cache=True, error_model="numpy")
-def _acceleration_row(
-    net: Network,
-    y: np.ndarray,
-    z: np.ndarray,
-    drive: np.ndarray,
-    i0: int,
-    i1: int,
-    w: float,
-    out: np.ndarray,
-    row: int,
-) -> None:
-    """Row ``row`` of the acceleration at the state ``(y, z)``, written into ``out``."""
-    channels, height = y.shape[1], y.shape[2]
-    bb = row // (channels * height)
-    o = (row // height) % channels
-    i = row % height
-    orow = out[bb, o, i]
-    if net.coupling == COUPLING_STENCIL or net.coupling == COUPLING_PER_CELL:
-        _stencil_row(net, y, z, bb, o, i, orow)
-    elif net.coupling == COUPLING_DENSE:
-        _dense_row(net, y, z, bb, o, i, orow)
+    ``y``, ``z``, ``out`` are ``(rows, W)`` (`_as_rows`), ``drive`` ``(T, rows, W)``
+    (`_as_stage_rows`), ``pad`` is `_pad_scratch`. Not inlined: its callers share one
+    compiled copy (it is called once per stage, so the call costs nothing).
+    """
+    coupling, use_tanh, ky, kz, dy, dz, gamma, epsilon, bias = net
+    channels, height = bias.shape[0], bias.shape[1]
+    bias_rows = _as_rows(bias)
+    if coupling == COUPLING_STENCIL or coupling == COUPLING_PER_CELL:
+        _stencil_rows(coupling, ky, kz, y, z, channels, height, pad, out, first, stop)
+    elif coupling == COUPLING_DENSE:
+        _dense_rows(dy, dz, y, z, channels, height, out, first, stop)
     else:
-        for j in range(orow.shape[0]):
-            orow[j] = 0.0
-    _activate_row(
-        net,
-        y[bb, o, i],
-        z[bb, o, i],
-        drive[i0, bb, o, i],
-        drive[i1, bb, o, i],
-        w,
-        net.bias[o, i],
-        net.gamma[o],
-        net.epsilon[o],
-        orow,
-    )
+        for row in range(first, stop):
+            for j in range(out.shape[1]):
+                out[row, j] = 0.0
+    _activate_rows(use_tanh, y, z, drive, i0, i1, w, bias_rows, gamma, epsilon, height, out,
+                   first, stop)  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy")
@@ -353,50 +403,57 @@ def acceleration(
 ) -> None:
     """Write the acceleration ``dz/dt`` at ``(y, z)`` (each ``(B, C, H, W)``) into ``out``
     (serially; for the few evaluations outside the step loops)."""
-    for row in range(y.shape[0] * y.shape[1] * y.shape[2]):
-        _acceleration_row(net, y, z, drive, i0, i1, w, out, row)
+    rows = _as_rows(out)
+    first = np.int64(0)  # not the literal 0, which would compile a second specialization
+    _acceleration_rows(
+        net, _as_rows(y), _as_rows(z), _as_stage_rows(drive), i0, i1, w,
+        _pad_scratch(net, y.shape[3]), rows, first, rows.shape[0],
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------
-# Element-wise stage arithmetic, one row at a time
+# Element-wise stage arithmetic, on rows (`_as_rows` layouts)
 # ---------------------------------------------------------------------------------------
 
 
-@njit(cache=True, error_model="numpy")
-def _combine_row(
+@njit(cache=True, error_model="numpy", inline="always")
+def _combine_rows(
     base: np.ndarray, k: np.ndarray, coefficients: np.ndarray, count: int, h: float,
-    bb: int, o: int, i: int, out: np.ndarray,
+    out: np.ndarray, first: int, stop: int,
 ) -> None:  # fmt: skip
-    """``out = base + Σ_{j<count} k[j, bb, o, i]·(coefficients[j]·h)`` (``count ≥ 1``), the
-    sum taken first, in stage order; ``out`` must not overlap ``base`` or ``k``."""
-    width = out.shape[0]
-    weight = coefficients[0] * h
-    first = k[0, bb, o, i]
-    for j in range(width):
-        out[j] = first[j] * weight
-    for s in range(1, count):
-        weight = coefficients[s] * h
-        ks = k[s, bb, o, i]
+    """``out[row] = base[row] + Σ_{s<count} k[s, row]·(coefficients[s]·h)`` (``count ≥ 1``)
+    for ``first ≤ row < stop``, the sum taken first, in stage order; ``out`` must not
+    overlap ``base`` or ``k``."""
+    width = out.shape[1]
+    for row in range(first, stop):
+        weight = coefficients[0] * h
         for j in range(width):
-            out[j] += ks[j] * weight
-    for j in range(width):
-        out[j] = base[j] + out[j]
+            out[row, j] = k[0, row, j] * weight
+        for s in range(1, count):
+            weight = coefficients[s] * h
+            for j in range(width):
+                out[row, j] += k[s, row, j] * weight
+        for j in range(width):
+            out[row, j] = base[row, j] + out[row, j]
 
 
-@njit(cache=True, error_model="numpy")
-def _count_nonfinite(x: np.ndarray) -> int:
-    bad = 0
-    for j in range(x.shape[0]):
-        bad += 0 if abs(x[j]) <= _FLOAT_MAX else 1
-    return bad
+@njit(cache=True, error_model="numpy", inline="always")
+def _count_nonfinite(y: np.ndarray, z: np.ndarray, bad: np.ndarray, first: int, stop: int) -> None:
+    """``bad[row]`` = the number of entries of ``y[row]`` and ``z[row]`` that are not finite."""
+    for row in range(first, stop):
+        count = 0
+        for j in range(y.shape[1]):
+            count += 0 if abs(y[row, j]) <= _FLOAT_MAX else 1
+        for j in range(z.shape[1]):
+            count += 0 if abs(z[row, j]) <= _FLOAT_MAX else 1
+        bad[row] = count
 
 
-@njit(cache=True, error_model="numpy")
-def _copy_row(src: np.ndarray, dst: np.ndarray) -> None:
-    # An explicit loop: slice assignment compiles a shape-mismatch error path, which costs
-    # seconds of compile time.
-    for j in range(src.shape[0]):
-        dst[j] = src[j]
+@njit(cache=True, error_model="numpy", inline="always")
+def _copy_rows(src: np.ndarray, dst: np.ndarray, first: int, stop: int) -> None:
+    for row in range(first, stop):
+        for j in range(src.shape[1]):
+            dst[row, j] = src[row, j]
 
 
 @njit(cache=True, error_model="numpy")
@@ -406,32 +463,32 @@ def _rk_rows(
     drive: np.ndarray, work: Workspace, new_y: np.ndarray, new_z: np.ndarray,
     first: int, stop: int,
 ) -> None:  # fmt: skip
-    """Stage ``s`` of an explicit RK step for the rows ``first ≤ row < stop``: each row's
-    acceleration, then the next stage's state for that row, or after the last stage the
-    step's result (into ``new_*``: other rows may still be reading ``y`` and ``z``)."""
-    channels, height = y.shape[1], y.shape[2]
+    """Stage ``s`` of an explicit RK step for the rows ``first ≤ row < stop``: their
+    acceleration, then the next stage's state for them, or after the last stage the step's
+    result (into ``new_*``: other rows may still be reading ``y`` and ``z``)."""
     stages = b.shape[0]
-    for row in range(first, stop):
-        bb = row // (channels * height)
-        o = (row // height) % channels
-        i = row % height
-        if s == 0:
-            position, velocity = y, z
-            _copy_row(z[bb, o, i], work.ky[0, bb, o, i])
-        else:
-            position, velocity = work.ys[s % 2], work.ky[s]
-        if not (fsal and s == 0):  # first same as last: kz[0] is given
-            _acceleration_row(net, position, velocity, drive, i0, i1, w, work.kz[s], row)
-        if s + 1 < stages:
-            c = a[s + 1]
-            _combine_row(
-                y[bb, o, i], work.ky, c, s + 1, h, bb, o, i, work.ys[(s + 1) % 2, bb, o, i]
-            )
-            _combine_row(z[bb, o, i], work.kz, c, s + 1, h, bb, o, i, work.ky[s + 1, bb, o, i])
-        elif combine:
-            _combine_row(y[bb, o, i], work.ky, b, stages, h, bb, o, i, new_y[bb, o, i])
-            _combine_row(z[bb, o, i], work.kz, b, stages, h, bb, o, i, new_z[bb, o, i])
-            work.bad[row] = _count_nonfinite(new_y[bb, o, i]) + _count_nonfinite(new_z[bb, o, i])
+    pad = _pad_scratch(net, y.shape[3])
+    y_rows, z_rows = _as_rows(y), _as_rows(z)
+    ky, kz, ys = _as_stage_rows(work.ky), _as_stage_rows(work.kz), _as_stage_rows(work.ys)
+    position = y_rows if s == 0 else ys[s % 2]
+    velocity = z_rows if s == 0 else ky[s]
+    velocity_0, accel = ky[0], kz[s]
+    last = s + 1 == stages
+    next_y = _as_rows(new_y) if last else ys[(s + 1) % 2]
+    next_z = _as_rows(new_z) if last else ky[s + 1]
+    weights = b if last else a[s + 1]
+    count = stages if last else s + 1
+    if s == 0:
+        _copy_rows(z_rows, velocity_0, first, stop)
+    if not (fsal and s == 0):  # first same as last: kz[0] is given
+        _acceleration_rows(
+            net, position, velocity, _as_stage_rows(drive), i0, i1, w, pad, accel, first, stop
+        )
+    if not last or combine:
+        _combine_rows(y_rows, ky, weights, count, h, next_y, first, stop)
+        _combine_rows(z_rows, kz, weights, count, h, next_z, first, stop)
+    if last and combine:
+        _count_nonfinite(next_y, next_z, work.bad, first, stop)
 
 
 @njit(cache=True, error_model="numpy")
@@ -441,20 +498,28 @@ def _imex_rows(
     first: int, stop: int,
 ) -> None:  # fmt: skip
     """One IMEX step for the rows ``first ≤ row < stop``, into ``new_*``."""
-    channels, height = y.shape[1], y.shape[2]
-    acc = work.kz[0]
+    pad = _pad_scratch(net, y.shape[3])
+    y_rows, z_rows = _as_rows(y), _as_rows(z)
+    new_y_rows, new_z_rows = _as_rows(new_y), _as_rows(new_z)
+    accel = _as_rows(work.kz[0])
+    _acceleration_rows(
+        net, y_rows, z_rows, _as_stage_rows(drive), i0, i1, w, pad, accel, first, stop
+    )
+    _imex_update(y_rows, z_rows, accel, h, new_y_rows, new_z_rows, first, stop)
+    _count_nonfinite(new_y_rows, new_z_rows, work.bad, first, stop)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _imex_update(
+    y: np.ndarray, z: np.ndarray, accel: np.ndarray, h: float, new_y: np.ndarray,
+    new_z: np.ndarray, first: int, stop: int,
+) -> None:  # fmt: skip
+    """``new_z = z + h·accel``, then ``new_y = y + h·new_z``, rows ``first ≤ row < stop``."""
     for row in range(first, stop):
-        bb = row // (channels * height)
-        o = (row // height) % channels
-        i = row % height
-        _acceleration_row(net, y, z, drive, i0, i1, w, acc, row)
-        arow, yrow, zrow = acc[bb, o, i], y[bb, o, i], z[bb, o, i]
-        nyrow, nzrow = new_y[bb, o, i], new_z[bb, o, i]
-        for j in range(arow.shape[0]):
-            nzrow[j] = zrow[j] + h * arow[j]
-        for j in range(arow.shape[0]):
-            nyrow[j] = yrow[j] + h * nzrow[j]
-        work.bad[row] = _count_nonfinite(nyrow) + _count_nonfinite(nzrow)
+        for j in range(y.shape[1]):
+            new_z[row, j] = z[row, j] + h * accel[row, j]
+        for j in range(y.shape[1]):
+            new_y[row, j] = y[row, j] + h * new_z[row, j]
 
 
 @njit(cache=True, error_model="numpy")
@@ -471,7 +536,11 @@ def _save(saved: int, save_after: np.ndarray, done: int, y: np.ndarray, z: np.nd
 @njit(cache=True, error_model="numpy")
 def _copy(src: np.ndarray, dst: np.ndarray) -> None:
     """``dst[...] = src`` for C-contiguous arrays of one shape."""
-    _copy_row(src.reshape(src.size), dst.reshape(dst.size))
+    flat_src, flat_dst = src.reshape(src.size), dst.reshape(dst.size)
+    # An explicit loop: slice assignment compiles a shape-mismatch error path, which costs
+    # seconds of compile time.
+    for j in range(flat_src.shape[0]):
+        flat_dst[j] = flat_src[j]
 
 
 # The step loops, each in a serial and a parallel version. They differ only in how a
