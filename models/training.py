@@ -330,7 +330,10 @@ class Trainer:
         return self._finish(stopped_early=False)
 
     def _finish(self, *, stopped_early: bool) -> dict[str, Any]:
-        if stopped_early:
+        validated_now = any(
+            row["split"] == "validation" and row["step"] == self.step for row in self.history
+        )
+        if stopped_early and not validated_now:  # a stop on an epoch boundary is validated
             self._validate(partial=True)
         self.save()
         best_path = self.out / "best.pt"

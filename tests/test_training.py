@@ -52,6 +52,13 @@ def test_loss_goes_down_on_a_small_adding_problem(tmp_path: Path) -> None:
         assert (tmp_path / "run" / name).exists()
 
 
+def test_a_step_limit_on_an_epoch_boundary_validates_once(tmp_path: Path) -> None:
+    # The adding task's epoch is 100 steps: the limit falls where the first epoch ends.
+    trainer = _train(_adding_run(tmp_path / "run", epochs=2, max_steps=100))
+    validation_steps = [r["step"] for r in trainer.history if r["split"] == "validation"]
+    assert validation_steps == [100]
+
+
 def test_interrupted_and_resumed_run_ends_bit_for_bit_where_the_uninterrupted_one_does(
     tmp_path: Path,
 ) -> None:
