@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -18,6 +19,11 @@ from oscsim.errors import OscsimInputError
 from oscsim.fused.drive import map_inputs
 from oscsim.network import OscillatorNetwork
 from oscsim.solvers.fused_dispatch import run_imex
+
+#: Ways to initialise the network bias ``b`` (`CoreSpec.initial_bias`).
+BIAS_INITS = ("zero", "uniform")
+#: Random stream of the bias draw, apart from the kernels' stream of the same seed.
+_BIAS_STREAM = 7
 
 
 @dataclass(frozen=True)
@@ -40,10 +46,33 @@ class CoreSpec:
     trainable_epsilon: bool = False
     trainable_dt: bool = False
     activation: str = "tanh"
+    bias_init: str = "zero"
     extra: dict[str, float] = field(default_factory=dict)
 
-    def build_network(self, *, seed: int = 0) -> OscillatorNetwork:
-        """The oscillator network of this core (zero initial bias, kernels from ``seed``)."""
+    def __post_init__(self) -> None:
+        if self.bias_init not in BIAS_INITS:
+            raise OscsimInputError(
+                f"bias_init={self.bias_init!r} is not known; choose one of {', '.join(BIAS_INITS)}"
+            )
+
+    def initial_bias(self, *, seed: int, fan_in: int) -> float | np.ndarray:
+        """The bias ``b`` the network starts from.
+
+        ``zero``: one zero per channel. ``uniform``: one value per cell, uniform on
+        ``±1/sqrt(fan_in)``, as PyTorch draws the bias of the reference code's input layer
+        ``nn.Linear(F, cells)``; the differing offsets break the symmetry between cells.
+        """
+        if self.bias_init == "zero":
+            return 0.0
+        bound = 1.0 / math.sqrt(fan_in)
+        rng = np.random.default_rng([seed, _BIAS_STREAM])
+        return rng.uniform(-bound, bound, size=(self.channels, *self.grid))
+
+    def build_network(self, *, seed: int = 0, fan_in: int = 1) -> OscillatorNetwork:
+        """The oscillator network of this core (bias by ``bias_init``, kernels from ``seed``).
+
+        ``fan_in`` is the number of input features, which scales the ``uniform`` bias.
+        """
         return OscillatorNetwork(
             self.grid,
             self.channels,
@@ -51,7 +80,7 @@ class CoreSpec:
             kernel_size=self.kernel_size,
             gamma=self.gamma,
             epsilon=self.epsilon,
-            bias=0.0,
+            bias=self.initial_bias(seed=seed, fan_in=fan_in),
             activation=self.activation,
             trainable_gamma=self.trainable_gamma,
             trainable_epsilon=self.trainable_epsilon,
@@ -101,7 +130,7 @@ class OscillatorSequenceModel(nn.Module):
     def __init__(self, input_size: int, output_size: int, core: CoreSpec, *, seed: int = 0):
         super().__init__()
         self.core_spec = core
-        self.network = core.build_network(seed=seed)
+        self.network = core.build_network(seed=seed, fan_in=input_size)
         cells = core.channels * math.prod(core.grid)
         self.input_map = nn.Linear(input_size, cells, bias=False)
         self.readout = nn.Linear(cells, output_size)

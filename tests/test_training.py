@@ -11,6 +11,7 @@ from models.runs import build_run
 from models.sequence import build_sequence_model, count_parameters
 from models.training import RunConfig, Trainer, TrainingDivergedError
 from oscsim.cli import main
+from oscsim.errors import OscsimInputError
 
 
 def _adding_run(out: Path, **changes) -> RunConfig:
@@ -120,6 +121,34 @@ def test_published_parameter_counts() -> None:
     assert counts["nwm2d"] <= 3000 and counts["nwm1d"] <= 3000 and counts["uncoupled"] <= 3000
     # coRNN-256: 256·(1 + 2·256) + 256 weights and biases + the 2570 of the readout = 134k.
     assert 133_000 < counts["cornn"] < 135_000
+
+
+def test_uniform_bias_init_draws_one_offset_per_cell_within_the_input_layer_bound() -> None:
+    def bias(seed: int, init: str) -> torch.Tensor:
+        model = build_sequence_model(
+            "nwm2d",
+            2,
+            1,
+            dt=0.016,
+            gamma=94.5,
+            epsilon=9.5,
+            seed=seed,
+            options={"bias_init": init},
+        )
+        return model.network.bias.detach()
+
+    zero, uniform = bias(0, "zero"), bias(0, "uniform")
+    assert zero.shape == (1,) and float(zero.abs().max()) == 0.0
+    assert uniform.shape == (1, 16, 16)
+    # PyTorch's nn.Linear(2, 256) bias bound is 1/sqrt(2); 256 draws spread across it.
+    assert float(uniform.abs().max()) <= 2**-0.5
+    assert float(uniform.max() - uniform.min()) > 1.0
+    assert torch.equal(uniform, bias(0, "uniform"))
+    assert not torch.equal(uniform, bias(1, "uniform"))
+    with pytest.raises(
+        OscsimInputError, match="bias_init='normal' is not known; choose one of zero, uniform"
+    ):
+        bias(0, "normal")
 
 
 def test_train_and_evaluate_commands(tmp_path: Path, capsys) -> None:
