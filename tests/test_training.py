@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from models.experiments.sequence_table import adding_rows
 from models.runs import build_run
 from models.sequence import build_sequence_model, count_parameters
 from models.training import RunConfig, Trainer, TrainingDivergedError
@@ -175,3 +176,30 @@ def test_train_and_evaluate_commands(tmp_path: Path, capsys) -> None:
     assert main([*args[:7], "10", *args[8:], "--resume"]) == 0
     assert main(["evaluate", str(out / "last.pt")]) == 0
     assert '"step": 10' in capsys.readouterr().out
+
+
+def test_sequence_table_counts_converged_seeds_per_model_variant() -> None:
+    def summary(seed: int, converged: int | None, options: dict[str, str]) -> dict[str, object]:
+        run = {"seed": seed, "seq_len": 500, "model_options": options}
+        return {
+            "task": "adding",
+            "model": "nwm2d",
+            "parameters": 1043,
+            "steps": 10_000,
+            "converged_step": converged,
+            "run": run,
+        }
+
+    uniform = {"bias_init": "uniform"}
+    rows = adding_rows(
+        [
+            summary(0, 6700, uniform),
+            summary(1, None, uniform),
+            summary(2, 8500, uniform),
+            summary(0, None, {}),
+        ]
+    )
+    assert rows == [
+        "| nwm2d | 500 | 1043 | 0/1 | none | up to 10000 steps each |",
+        "| nwm2d (bias_init=uniform) | 500 | 1043 | 2/3 | 6700, 8500 | up to 10000 steps each |",
+    ]

@@ -28,7 +28,7 @@ def _classification_row(summary: dict[str, Any]) -> str:
     test = best.get("test_accuracy")
     validation = best.get("accuracy")
     return (
-        f"| {summary['task']} | {summary['model']} | {summary['parameters']} | "
+        f"| {summary['task']} | {model_label(summary)} | {summary['parameters']} | "
         f"{'—' if test is None else f'{100 * test:.2f} %'} | "
         f"{'—' if validation is None else f'{100 * validation:.2f} %'} | "
         f"{summary['epochs_completed']} epochs, {summary['steps']} steps, "
@@ -36,12 +36,21 @@ def _classification_row(summary: dict[str, Any]) -> str:
     )
 
 
+def model_label(summary: dict[str, Any]) -> str:
+    """The model name with its ``--set`` options, e.g. ``nwm2d (bias_init=uniform)``."""
+    options = summary["run"].get("model_options") or {}
+    if not options:
+        return str(summary["model"])
+    settings = ", ".join(f"{key}={value}" for key, value in sorted(options.items()))
+    return f"{summary['model']} ({settings})"
+
+
 def adding_rows(summaries: list[dict[str, Any]]) -> list[str]:
-    """One row per (model, T): how many seeds converged and after how many iterations."""
+    """One row per (model and its options, T): how many seeds converged, and when."""
     groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
     for summary in summaries:
         length = summary["run"].get("seq_len") or 500
-        groups[(summary["model"], int(length))].append(summary)
+        groups[(model_label(summary), int(length))].append(summary)
     rows = []
     for (model, length), runs in sorted(groups.items()):
         steps = [r["converged_step"] for r in runs if r.get("converged_step") is not None]
