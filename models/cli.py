@@ -61,7 +61,8 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
     )
     if args.resume and (Path(out) / "last.pt").exists():
         stored = load_checkpoint(Path(out) / "last.pt")["run"]
-        stored.update({"max_steps": args.max_steps, "progress": sys.stderr.isatty()})
+        # The folder it is resumed from, which need not be where it started (a copied run).
+        stored.update({"out": out, "max_steps": args.max_steps, "progress": sys.stderr.isatty()})
         if args.epochs is not None:
             stored["epochs"] = args.epochs
         return RunConfig(**stored)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -173,9 +175,16 @@ def test_train_and_evaluate_commands(tmp_path: Path, capsys) -> None:
     assert main(args) == 0
     assert main(["train", "adding", "--model", "nwm1d", "--out", str(out)]) == 2  # exists
     assert "--resume" in capsys.readouterr().err
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
     assert main([*args[:7], "10", *args[8:], "--resume"]) == 0
     assert main(["evaluate", str(out / "last.pt")]) == 0
     assert '"step": 10' in capsys.readouterr().out
+    # A run copied elsewhere and resumed there continues there; the original stays as it was.
+    before = (out / "metrics.csv").read_bytes()
+    assert main(["train", "adding", "--out", str(copy), "--max-steps", "8", "--resume"]) == 0
+    assert (out / "metrics.csv").read_bytes() == before
+    assert json.loads((copy / "metrics.json").read_text())["steps"] == 8
 
 
 def test_sequence_table_counts_converged_seeds_per_model_variant() -> None:
