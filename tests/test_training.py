@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.experiments.sequence_table import adding_rows
+from models.experiments.sequence_table import adding_curves_figure, adding_rows
 from models.runs import build_run
 from models.sequence import build_sequence_model, count_parameters
 from models.training import RunConfig, Trainer, TrainingDivergedError
@@ -187,9 +187,10 @@ def test_train_and_evaluate_commands(tmp_path: Path, capsys) -> None:
     assert json.loads((copy / "metrics.json").read_text())["steps"] == 8
 
 
-def test_sequence_table_counts_converged_seeds_per_model_variant() -> None:
+def test_sequence_table_counts_converged_seeds_per_model_variant(tmp_path: Path) -> None:
     def summary(seed: int, converged: int | None, options: dict[str, str]) -> dict[str, object]:
         run = {"seed": seed, "seq_len": 500, "model_options": options}
+        history = [{"split": "validation", "step": k, "mse": 0.16 / k} for k in (1, 2, 3)]
         return {
             "task": "adding",
             "model": "nwm2d",
@@ -197,6 +198,7 @@ def test_sequence_table_counts_converged_seeds_per_model_variant() -> None:
             "steps": 10_000,
             "converged_step": converged,
             "run": run,
+            "history": history,
         }
 
     uniform = {"bias_init": "uniform"}
@@ -212,3 +214,7 @@ def test_sequence_table_counts_converged_seeds_per_model_variant() -> None:
         "| nwm2d | 500 | 1043 | 0/1 | none | up to 10000 steps each |",
         "| nwm2d (bias_init=uniform) | 500 | 1043 | 2/3 | 6700, 8500 | up to 10000 steps each |",
     ]
+    figure = adding_curves_figure(
+        [summary(0, None, {}), summary(1, 3, uniform)], tmp_path / "a.png"
+    )
+    assert figure.read_bytes()[:4] == b"\x89PNG"

@@ -1,9 +1,12 @@
 """Collect sequence-task runs into the README's results table.
 
     python -m models.experiments.sequence_table runs/smnist-nwm2d-s0 runs/adding500-nwm2d-s*
+    python -m models.experiments.sequence_table results/sequence/bias_uniform/adding500-*.json \
+        --figure adding.png
 
-Each argument is a run folder written by ``oscsim train``; the table states the budget each
-run had (epochs or steps, wall time) beside its test metric.
+Each argument is a run folder written by ``oscsim train`` or the ``metrics.json`` summary
+copied out of one; the table states the budget each run had (epochs or steps, wall time)
+beside its test metric. ``--figure`` draws the adding runs' validation curves.
 """
 
 from __future__ import annotations
@@ -15,12 +18,47 @@ from pathlib import Path
 from typing import Any
 
 
-def load_summary(folder: Path) -> dict[str, Any]:
-    """The ``metrics.json`` summary of one run folder."""
-    path = folder / "metrics.json"
+def load_summary(location: Path) -> dict[str, Any]:
+    """The summary of one run: its folder's ``metrics.json``, or such a file itself."""
+    path = location if location.is_file() else location / "metrics.json"
     if not path.exists():
-        raise FileNotFoundError(f"{folder} holds no metrics.json (not an oscsim train run?)")
+        raise FileNotFoundError(f"{location} holds no metrics.json (not an oscsim train run?)")
     return dict(json.loads(path.read_text()))
+
+
+def adding_curves_figure(summaries: list[dict[str, Any]], path: Path) -> Path:
+    """Validation MSE against iteration for adding runs, one colour per model variant.
+
+    The dashed line is the convergence threshold; a curve ends where its run stopped.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = sorted({model_label(s) for s in summaries})
+    colours = {label: plt.get_cmap("tab10")(i) for i, label in enumerate(labels)}
+    fig, ax = plt.subplots(figsize=(7.5, 4.0))
+    for summary in summaries:
+        points = [(r["step"], r["mse"]) for r in summary["history"] if r["split"] == "validation"]
+        steps, mse = zip(*points, strict=True)
+        label = model_label(summary)
+        ax.plot(steps, mse, color=colours[label], lw=1.2, alpha=0.8)
+    for label in labels:
+        ax.plot([], [], color=colours[label], label=label)
+    ax.axhline(0.05, color="k", ls="--", lw=0.8, label="MSE 0.05 (converged)")
+    length = summaries[0]["run"].get("seq_len") or 500
+    ax.set(
+        xlabel="iteration",
+        ylabel="validation MSE",
+        yscale="log",
+        title=f"adding problem, T = {length}: one curve per seed",
+    )
+    ax.legend(frameon=False, fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def _classification_row(summary: dict[str, Any]) -> str:
@@ -66,7 +104,8 @@ def adding_rows(summaries: list[dict[str, Any]]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Print the markdown tables for the given run folders."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders or metrics.json files")
+    parser.add_argument("--figure", type=Path, help="draw the adding runs' validation curves here")
     args = parser.parse_args(argv)
     summaries = [load_summary(folder) for folder in args.runs]
     classification = [s for s in summaries if s["task"] in ("smnist", "psmnist")]
@@ -82,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|---|---|---|---|---|")
         for row in adding_rows(adding):
             print(row)
+        if args.figure is not None:
+            print(f"\nfigure: {adding_curves_figure(adding, args.figure)}")
     return 0
 
 
