@@ -32,7 +32,8 @@ def _image(frame: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     return np.clip(np.moveaxis(frame, 0, -1), 0.0, 1.0), {}
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def save_figure(fig: plt.Figure, path: str | Path) -> Path:
+    """Write ``fig`` to ``path`` (folders made as needed) and close it."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(target, dpi=120, bbox_inches="tight")
@@ -87,7 +88,7 @@ def forecast_frames_figure(
                 ax.set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
     if title:
         fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def error_curves_figure(
@@ -119,7 +120,7 @@ def error_curves_figure(
     ax.legend(fontsize=7)
     if title:
         ax.set_title(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def latent_phase(positions: np.ndarray) -> np.ndarray:
@@ -177,7 +178,7 @@ def latent_strip_figure(
             axes[1, 0].set_ylabel("phase", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def latent_movie(
@@ -304,4 +305,4 @@ def equivariance_figure(
     ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)

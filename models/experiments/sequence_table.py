@@ -31,14 +31,15 @@ def adding_curves_figure(summaries: list[dict[str, Any]], path: Path) -> Path:
 
     The dashed line is the convergence threshold; a curve ends where its run stopped.
     """
-    import matplotlib
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from models.figures import save_figure  # imported only when drawing
 
     labels = sorted({model_label(s) for s in summaries})
-    colours = {label: plt.get_cmap("tab10")(i) for i, label in enumerate(labels)}
-    fig, ax = plt.subplots(figsize=(7.5, 4.0))
+    colours = {label: colormaps["tab10"](i) for i, label in enumerate(labels)}
+    fig = Figure(figsize=(7.5, 4.0))
+    ax = fig.subplots()
     for summary in summaries:
         points = [(r["step"], r["mse"]) for r in summary["history"] if r["split"] == "validation"]
         steps, mse = zip(*points, strict=True)
@@ -55,10 +56,7 @@ def adding_curves_figure(summaries: list[dict[str, Any]], path: Path) -> Path:
         title=f"adding problem, T = {length}: one curve per seed",
     )
     ax.legend(frameon=False, fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _classification_row(summary: dict[str, Any]) -> str:
