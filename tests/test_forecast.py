@@ -306,6 +306,21 @@ def test_forecast_table_resumes_its_own_run_but_refuses_one_with_other_settings(
         train_or_reuse(other)
 
 
+def test_forecast_table_options_can_target_one_model() -> None:
+    from models.experiments.forecast_table import options_for, parse_options
+
+    shared = parse_options(["latent_norm=true", "channels=3", "nwm2d:channels=2"])
+    # The targeted option overrides the shared one for its model only; the LSTM has no
+    # channels, so the shared one does not reach it.
+    assert options_for("nwm2d", shared) == {"latent_norm": True, "channels": 2}
+    assert options_for("cornn", shared) == {"latent_norm": True, "channels": 3}
+    assert options_for("lstm", shared) == {"latent_norm": True}
+    with pytest.raises(SystemExit, match="unknown model 'nwm3d'"):
+        options_for("nwm2d", parse_options(["nwm3d:channels=2"]))
+    with pytest.raises(SystemExit, match="'channels' is not an option of lstm"):
+        options_for("nwm2d", parse_options(["lstm:channels=2"]))
+
+
 def _seed_result(folder: Path, seed: int, vpts: dict[str, list[float]], lr: float = 3e-3) -> Path:
     """A finished forecast_table ``results.json`` with the given per-trajectory VPTs."""
     models = {

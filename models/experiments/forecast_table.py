@@ -79,28 +79,53 @@ MODEL_LABELS = {
 
 
 def parse_options(items: list[str] | None) -> dict[str, Any]:
-    """``key=value`` strings (as ``oscsim train --set``) to a dict."""
+    """``key=value`` strings (as ``oscsim train --set``) to a dict.
+
+    A key may name one model, ``nwm2d:channels=2``: that option goes to that model only (it
+    is kept under the key ``"nwm2d:channels"``; `options_for` resolves it).
+    """
     options: dict[str, Any] = {}
     for item in items or []:
         key, sep, text = item.partition("=")
         if not sep:
-            raise SystemExit(f"--set expects key=value, got {item!r}")
+            raise SystemExit(f"--set expects key=value or model:key=value, got {item!r}")
         options[key.strip()] = _parse_value(text.strip())
     return options
 
 
 def options_for(model: str, shared: dict[str, Any]) -> dict[str, Any]:
-    """The shared ``--set`` options that apply to ``model`` (task options apply to all).
+    """The ``--set`` options that apply to ``model`` (task options apply to all).
 
     An option no model family accepts is an error; one that only some accept (``grid`` is
-    not an LSTM option) goes to those.
+    not an LSTM option) goes to those. ``model:key`` options go to that model alone, after
+    the shared ones (so they override them), and must be options of its family: tuning one
+    model of the table leaves the others' runs, and their reuse, untouched.
     """
     known = set(TASK_OPTIONS).union(*FAMILY_OPTIONS.values())
-    unknown = sorted(set(shared) - known)
+    plain = {key: value for key, value in shared.items() if ":" not in key}
+    targeted = {key: value for key, value in shared.items() if ":" in key}
+    unknown = sorted(set(plain) - known)
     if unknown:
         raise SystemExit(f"--set: unknown option(s) {unknown}; known: {', '.join(sorted(known))}")
+    for key in sorted(targeted):
+        target, _, option = key.partition(":")
+        if target not in FORECAST_MODELS:
+            raise SystemExit(
+                f"--set {key}: unknown model {target!r}; choose one of {', '.join(FORECAST_MODELS)}"
+            )
+        family_options = FAMILY_OPTIONS[FORECAST_MODELS[target]["family"]]
+        if option not in family_options:
+            raise SystemExit(
+                f"--set {key}: {option!r} is not an option of {target}; its options: "
+                f"{', '.join(sorted(family_options))}"
+            )
     allowed = set(TASK_OPTIONS) | FAMILY_OPTIONS[FORECAST_MODELS[model]["family"]]
-    return {key: value for key, value in shared.items() if key in allowed}
+    options = {key: value for key, value in plain.items() if key in allowed}
+    prefix = f"{model}:"
+    options.update(
+        {key[len(prefix) :]: value for key, value in targeted.items() if key.startswith(prefix)}
+    )
+    return options
 
 
 #: Run settings that may differ between the runs a folder holds (a longer budget resumes).
@@ -419,7 +444,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-train", type=int, default=2000)
     parser.add_argument("--n-eval", type=int, default=128, help="validation and test trajectories")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="option for all models")
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="[MODEL:]KEY=VALUE",
+        help="option for all models, or for one (nwm2d:channels=2)",
+    )
     parser.add_argument("--out", type=Path, default=Path("results/forecast"))
     parser.add_argument(
         "--runs", type=Path, default=Path("runs/forecast"), help="run folders (checkpoints)"
