@@ -307,7 +307,7 @@ def test_forecast_table_resumes_its_own_run_but_refuses_one_with_other_settings(
 
 
 def test_forecast_table_options_can_target_one_model() -> None:
-    from models.experiments.forecast_table import options_for, parse_options
+    from models.experiments.forecast_table import model_label, options_for, parse_options
 
     shared = parse_options(["latent_norm=true", "channels=3", "nwm2d:channels=2"])
     # The targeted option overrides the shared one for its model only; the LSTM has no
@@ -315,6 +315,9 @@ def test_forecast_table_options_can_target_one_model() -> None:
     assert options_for("nwm2d", shared) == {"latent_norm": True, "channels": 2}
     assert options_for("cornn", shared) == {"latent_norm": True, "channels": 3}
     assert options_for("lstm", shared) == {"latent_norm": True}
+    # The table says which model was tuned.
+    assert model_label("nwm2d", shared) == "NWM-2D (local 3×3, imex) with channels=2"
+    assert model_label("cornn", shared) == "coRNN (global, imex)"
     with pytest.raises(SystemExit, match="unknown model 'nwm3d'"):
         options_for("nwm2d", parse_options(["nwm3d:channels=2"]))
     with pytest.raises(SystemExit, match="'channels' is not an option of lstm"):

@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 
-from models.experiments.forecast_table import MODEL_LABELS
 from models.figures import error_curves_figure
 from oscsim.atomic import write_text_atomic
 
@@ -156,7 +155,7 @@ def render_table(system: str, summary: dict[str, Any], horizon: int) -> str:
     if paired:
         lines += [
             "",
-            f"Paired VPT difference, {MODEL_LABELS[REFERENCE_MODEL]} minus baseline, over the "
+            f"Paired VPT difference, {models[REFERENCE_MODEL]['label']} minus baseline, over the "
             "test trajectories of every seed (mean ± standard error; trajectories where each "
             "is ahead):",
             "",
@@ -165,7 +164,7 @@ def render_table(system: str, summary: dict[str, Any], horizon: int) -> str:
         ]
         for name, entry in paired.items():
             lines.append(
-                f"| {MODEL_LABELS.get(name, name)} | {entry['trajectories']} | "
+                f"| {models[name]['label']} | {entry['trajectories']} | "
                 f"{entry['mean']:+.1f} ± {entry['standard_error']:.1f} | "
                 f"{entry['nwm_ahead']} / {entry['baseline_ahead']} |"
             )

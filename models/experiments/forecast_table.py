@@ -128,6 +128,17 @@ def options_for(model: str, shared: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+def model_label(model: str, shared: dict[str, Any]) -> str:
+    """The table label of ``model``, with the options given to it alone (``model:key``)."""
+    label = MODEL_LABELS.get(model, model)
+    own = [
+        f"{key.partition(':')[2]}={value}"
+        for key, value in shared.items()
+        if key.startswith(f"{model}:")
+    ]
+    return f"{label} with {', '.join(own)}" if own else label
+
+
 #: Run settings that may differ between the runs a folder holds (a longer budget resumes).
 _FREE_SETTINGS = ("max_steps", "out", "progress")
 
@@ -288,10 +299,12 @@ def latent_report(
     return report
 
 
-def _row(system: str, model: str, summary: dict[str, Any], scores: dict[str, Any]) -> str:
+def _row(
+    system: str, model: str, label: str, summary: dict[str, Any], scores: dict[str, Any]
+) -> str:
     published = PUBLISHED_VPT.get(system, {}).get(model, "—")
     return (
-        f"| {system} | {MODEL_LABELS.get(model, model)} | {summary['parameters']:,} | "
+        f"| {system} | {label} | {summary['parameters']:,} | "
         f"{summary['steps']} steps × {summary['run']['batch_size']}, "
         f"{summary['wall_seconds'] / 60:.1f} min | "
         f"{scores['vpt_mean']:.1f} ± {scores['vpt_std']:.1f} ({scores['vpt_median']:.0f}) | "
@@ -345,7 +358,7 @@ def run_system(system: str, args: argparse.Namespace, shared: dict[str, Any]) ->
         curves[model_name] = scores["mse_curve"]
         vpt_means[model_name] = scores["vpt_mean"]
         entry: dict[str, Any] = {
-            "label": MODEL_LABELS.get(model_name, model_name),
+            "label": model_label(model_name, shared),
             "parameters": count_parameters(model),
             "steps": summary["steps"],
             "batch_size": args.batch_size,
@@ -371,7 +384,9 @@ def run_system(system: str, args: argparse.Namespace, shared: dict[str, Any]) ->
                 task, model, out, f"{system}-{model_name}", seed=args.seed
             )
         result["models"][model_name] = entry
-        result["rows"].append(_row(system, model_name, summary, scores))
+        result["rows"].append(
+            _row(system, model_name, model_label(model_name, shared), summary, scores)
+        )
         print(
             f"   VPT {scores['vpt_mean']:.1f} ± {scores['vpt_std']:.1f}, "
             f"MSE {scores['mse_window']:.5f} / {scores['mse_extrapolation']:.5f}",

@@ -26,11 +26,11 @@ import torch
 
 from models.equivariance import equivariance_test, estimate_wave_velocity
 from models.experiments.forecast_table import (
-    MODEL_LABELS,
     TABLE_HEADER,
     _row,
     latent_report,
     load_best,
+    model_label,
     options_for,
     parse_options,
     score,
@@ -107,9 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         predictions[name] = scores["predictions"][0]
         curves[name] = scores["mse_curve"]
         vpts[name] = scores["vpt_mean"]
-        rows.append(_row("rotmnist", name, summary, scores))
+        label = model_label(name, shared)
+        rows.append(_row("rotmnist", name, label, summary, scores))
         results["models"][name] = {
-            "label": MODEL_LABELS.get(name, name),
+            "label": label,
             "parameters": count_parameters(model),
             "steps": summary["steps"],
             "train_wall_seconds": summary["wall_seconds"],
