@@ -318,6 +318,8 @@ def test_forecast_table_options_can_target_one_model() -> None:
     # The table says which model was tuned.
     assert model_label("nwm2d", shared) == "NWM-2D (local 3×3, imex) with channels=2"
     assert model_label("cornn", shared) == "coRNN (global, imex)"
+    tuned = parse_options(["nwm2d:kernel_size=5", "nwm2d:channels=2"])
+    assert model_label("nwm2d", tuned) == "NWM-2D (local 5×5, imex) with channels=2"
     with pytest.raises(SystemExit, match="unknown model 'nwm3d'"):
         options_for("nwm2d", parse_options(["nwm3d:channels=2"]))
     with pytest.raises(SystemExit, match="'channels' is not an option of lstm"):

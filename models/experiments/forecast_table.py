@@ -129,14 +129,19 @@ def options_for(model: str, shared: dict[str, Any]) -> dict[str, Any]:
 
 
 def model_label(model: str, shared: dict[str, Any]) -> str:
-    """The table label of ``model``, with the options given to it alone (``model:key``)."""
+    """The table label of ``model``, with the options given to it alone (``model:key``).
+
+    A kernel size given to a locally coupled model replaces the ``3×3`` of its label.
+    """
     label = MODEL_LABELS.get(model, model)
-    own = [
-        f"{key.partition(':')[2]}={value}"
-        for key, value in shared.items()
-        if key.startswith(f"{model}:")
-    ]
-    return f"{label} with {', '.join(own)}" if own else label
+    own = {
+        key.partition(":")[2]: value for key, value in shared.items() if key.startswith(f"{model}:")
+    }
+    if "kernel_size" in own and "local 3×3" in label:
+        size = own.pop("kernel_size")
+        label = label.replace("local 3×3", f"local {size}×{size}")
+    extra = ", ".join(f"{key}={value}" for key, value in own.items())
+    return f"{label} with {extra}" if extra else label
 
 
 #: Run settings that may differ between the runs a folder holds (a longer budget resumes).
