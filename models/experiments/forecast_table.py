@@ -20,6 +20,9 @@ Systems may run in separate processes on the same ``--out`` (``--systems pendulu
 rewrites the table from every finished system. A run folder ``<runs>/<system>/<model>``
 (default ``runs/forecast``) that already finished its steps is reused and one that was
 interrupted is resumed, so the command can be rerun after a kill.
+
+``--set KEY=VALUE`` gives an option to every model that has it; ``--set nwm2d:KEY=VALUE``
+to one model only, so one model can be tuned while the others' finished runs are reused.
 """
 
 from __future__ import annotations
