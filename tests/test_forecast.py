@@ -382,3 +382,45 @@ def test_forecast_seeds_refuses_runs_with_other_settings(tmp_path: Path) -> None
     c = _seed_result(tmp_path / "c", 0, {"nwm2d": [4.0], "lstm": [1.0]})
     with pytest.raises(SystemExit, match="seed 0 appears twice"):
         main([str(a), str(c), "--system", "pendulum", "--out", str(tmp_path / "out")])
+
+
+def test_forecast_seeds_takes_baselines_of_the_same_seed(tmp_path: Path) -> None:
+    from models.experiments.forecast_seeds import main
+
+    variant = [
+        _seed_result(tmp_path / f"v{seed}", seed, {"nwm2d": v})
+        for seed, v in ((0, [4.0, 2.0]), (1, [6.0, 8.0]))
+    ]
+    # Given in the other order: each run takes the baseline of its own seed.
+    earlier = [
+        _seed_result(tmp_path / f"e{seed}", seed, {"nwm2d": [0.0, 0.0], "lstm": v})
+        for seed, v in ((1, [6.0, 4.0]), (0, [1.0, 2.0]))
+    ]
+    argv = [*map(str, variant), "--system", "pendulum", "--out", str(tmp_path / "out")]
+    assert main([*argv, "--baselines", *map(str, earlier)]) == 0
+    result = json.loads((tmp_path / "out" / "results.json").read_text())
+    # The variant's own NWM-2D rows stay; the earlier NWM-2D rows are not taken.
+    assert result["models"]["nwm2d"]["vpt_per_seed"] == [3.0, 7.0]
+    assert result["models"]["lstm"]["reused_from"] == [str(earlier[1]), str(earlier[0])]
+    assert result["paired_vpt_difference"]["lstm"]["mean"] == 1.75
+    assert "taken from" in (tmp_path / "out" / "table.md").read_text()
+
+
+def test_forecast_seeds_refuses_baselines_of_other_data_or_budget(tmp_path: Path) -> None:
+    from models.experiments.forecast_seeds import main
+
+    variant = [_seed_result(tmp_path / f"v{s}", s, {"nwm2d": [4.0]}) for s in (0, 1)]
+    argv = [*map(str, variant), "--system", "pendulum", "--out", str(tmp_path / "out")]
+    other_lr = _seed_result(tmp_path / "lr", 1, {"lstm": [1.0]}, lr=1e-3)
+    same = _seed_result(tmp_path / "same", 0, {"lstm": [1.0]})
+    with pytest.raises(SystemExit, match="lr = 0.001"):
+        main([*argv, "--baselines", str(same), str(other_lr)])
+    with pytest.raises(SystemExit, match="no folder of seed 1"):
+        main([*argv, "--baselines", str(same)])
+    data = _seed_result(tmp_path / "data", 1, {"lstm": [1.0]})
+    path = data / "pendulum" / "results.json"
+    result = json.loads(path.read_text())
+    result["models"]["lstm"]["model_options"]["n_eval"] = 64
+    path.write_text(json.dumps(result))
+    with pytest.raises(SystemExit, match="n_eval"):
+        main([*argv, "--baselines", str(same), str(data)])

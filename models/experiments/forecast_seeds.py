@@ -8,6 +8,19 @@ seed draws the weights and the train, validation and test trajectories). Every r
 trained the same models with the same settings apart from the seed; otherwise the rows would
 not compare like with like, and the command stops and says which setting differs.
 
+A variant of one model can be compared with baselines trained earlier without training them
+again (training is deterministic for a seed and its settings):
+
+    python -m models.experiments.forecast_seeds runs/pch4/out-s0 runs/pch4/out-s1 \
+        runs/pch4/out-s2 --system pendulum --out results/forecast/pendulum_closed_loop_ch4 \
+        --baselines results/forecast/pendulum_closed_loop/s0 \
+        results/forecast/pendulum_closed_loop/s1 results/forecast/pendulum_closed_loop/s2
+
+Each ``--baselines`` folder holds a finished result of one seed; every model it has that the
+result of the same seed lacks joins that result, provided that it was trained on the same
+trajectories (seed, ``observed``, ``horizon``, ``n_train``, ``n_eval``) with the same budget
+(steps, batch size, learning rate). The entry records the folder it came from.
+
 It writes, under ``--out``:
 
 - ``table.md``: per model the test VPT of each seed, the mean over seeds ± their standard
@@ -40,10 +53,84 @@ from oscsim.atomic import write_text_atomic
 SHARED_SETTINGS = ("steps", "batch_size", "lr", "observed", "horizon", "model_options")
 #: The model every baseline is compared with.
 REFERENCE_MODEL = "nwm2d"
+#: Settings a baseline taken from another folder must share with the run it joins: the
+#: same trajectories (the seed draws them) and the same budget.
+BASELINE_SETTINGS = ("seed", "steps", "batch_size", "lr", "observed", "horizon")
+#: Model options that choose the data rather than the model.
+DATA_OPTIONS = ("n_train", "n_eval")
 
 
-def load_runs(folders: list[Path], system: str) -> list[dict[str, Any]]:
+def _read_result(folder: Path, system: str) -> dict[str, Any]:
+    """The finished ``<folder>/<system>/results.json``, every entry with its seed."""
+    path = folder / system / "results.json"
+    if not path.exists():
+        raise SystemExit(f"no {path}: run forecast_table --systems {system} --out {folder}")
+    data: dict[str, Any] = json.loads(path.read_text())
+    if not data.get("complete"):
+        raise SystemExit(f"{path} is not finished (its forecast_table run was interrupted)")
+    for name, entry in data["models"].items():
+        if "seed" not in entry:
+            raise SystemExit(
+                f"{path} ({name}) does not record its seed and settings; rerun its "
+                "forecast_table command (trained runs are reused) to add them"
+            )
+    return data
+
+
+def _seed_of(data: dict[str, Any]) -> int:
+    return int(next(iter(data["models"].values()))["seed"])
+
+
+def add_baselines(
+    runs: list[dict[str, Any]], folders: list[Path], baselines: list[Path], system: str
+) -> None:
+    """Add to each run the models that the ``baselines`` result of its seed has and it lacks.
+
+    Raises
+    ------
+    SystemExit
+        If a run's seed has no baseline folder, two baseline folders share a seed, or a
+        baseline was trained on other trajectories or with another budget.
+    """
+    by_seed: dict[int, tuple[Path, dict[str, Any]]] = {}
+    for folder in baselines:
+        data = _read_result(folder, system)
+        seed = _seed_of(data)
+        if seed in by_seed:
+            raise SystemExit(f"--baselines: seed {seed} appears twice ({folder})")
+        by_seed[seed] = (folder, data)
+    for folder, data in zip(folders, runs, strict=True):
+        seed = _seed_of(data)
+        if seed not in by_seed:
+            raise SystemExit(f"--baselines: no folder of seed {seed} (for {folder})")
+        source, baseline = by_seed[seed]
+        own = next(iter(data["models"].values()))
+        for name, entry in baseline["models"].items():
+            if name in data["models"]:
+                continue
+            for key in BASELINE_SETTINGS:
+                if entry[key] != own[key]:
+                    raise SystemExit(
+                        f"--baselines: {source} trained {name} with {key} = {entry[key]!r}, "
+                        f"{folder} has {own[key]!r}"
+                    )
+            for key in DATA_OPTIONS:
+                theirs, ours = entry["model_options"].get(key), own["model_options"].get(key)
+                if theirs != ours:
+                    raise SystemExit(
+                        f"--baselines: {source} trained {name} with {key} = {theirs!r}, "
+                        f"{folder} has {ours!r}"
+                    )
+            data["models"][name] = {**entry, "reused_from": str(source)}
+
+
+def load_runs(
+    folders: list[Path], system: str, baselines: list[Path] | None = None
+) -> list[dict[str, Any]]:
     """The finished ``<folder>/<system>/results.json`` of each folder, checked to match.
+
+    ``baselines``: result folders whose models complete the run of the same seed (see
+    `add_baselines`).
 
     Raises
     ------
@@ -51,21 +138,9 @@ def load_runs(folders: list[Path], system: str) -> list[dict[str, Any]]:
         If a folder has no finished result, two folders share a seed, or their models or
         settings differ (other than the seed).
     """
-    runs: list[dict[str, Any]] = []
-    for folder in folders:
-        path = folder / system / "results.json"
-        if not path.exists():
-            raise SystemExit(f"no {path}: run forecast_table --systems {system} --out {folder}")
-        data = json.loads(path.read_text())
-        if not data.get("complete"):
-            raise SystemExit(f"{path} is not finished (its forecast_table run was interrupted)")
-        for name, entry in data["models"].items():
-            if "seed" not in entry:
-                raise SystemExit(
-                    f"{path} ({name}) does not record its seed and settings; rerun its "
-                    "forecast_table command (trained runs are reused) to add them"
-                )
-        runs.append(data)
+    runs = [_read_result(folder, system) for folder in folders]
+    if baselines:
+        add_baselines(runs, folders, baselines, system)
     if len(runs) < 2:
         raise SystemExit(f"give at least two result folders, got {len(runs)}")
     reference = runs[0]["models"]
@@ -83,7 +158,7 @@ def load_runs(folders: list[Path], system: str) -> list[dict[str, Any]]:
                         f"{folder} trained {name} with {key} = {entry[key]!r}, "
                         f"{folders[0]} with {reference[name][key]!r}"
                     )
-        seed = next(iter(models.values()))["seed"]
+        seed = _seed_of(data)
         if seed in seeds:
             raise SystemExit(f"seed {seed} appears twice ({folder})")
         seeds.append(seed)
@@ -111,6 +186,9 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "mse_extrapolation": float(np.mean([e["test"]["mse_extrapolation"] for e in entries])),
             "mse_per_step": np.mean([e["test_mse_per_step"] for e in entries], axis=0).tolist(),
         }
+        sources = [e["reused_from"] for e in entries if "reused_from" in e]
+        if sources:
+            models[name]["reused_from"] = sources
     paired: dict[str, Any] = {}
     if REFERENCE_MODEL in names:
         for name in names:
@@ -168,6 +246,12 @@ def render_table(system: str, summary: dict[str, Any], horizon: int) -> str:
                 f"{entry['mean']:+.1f} ± {entry['standard_error']:.1f} | "
                 f"{entry['nwm_ahead']} / {entry['baseline_ahead']} |"
             )
+    reused = {
+        entry["label"]: entry["reused_from"] for entry in models.values() if "reused_from" in entry
+    }
+    if reused:
+        lines += ["", "Trained earlier with the same seeds, data and budget, and taken from:"]
+        lines += [f"- {label}: {', '.join(sources)}" for label, sources in reused.items()]
     lines += [
         "",
         f"H = {horizon} steps (the training window); the test horizon is 2H. VPT as in "
@@ -182,8 +266,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folders", nargs="+", type=Path, help="forecast_table --out folders")
     parser.add_argument("--system", required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--baselines",
+        nargs="+",
+        type=Path,
+        default=[],
+        help="finished result folders, one per seed, whose other models join the runs",
+    )
     args = parser.parse_args(argv)
-    runs = load_runs(args.folders, args.system)
+    runs = load_runs(args.folders, args.system, args.baselines)
     summary = summarise(runs)
     horizon = int(next(iter(runs[0]["models"].values()))["horizon"])
     table = render_table(args.system, summary, horizon)
