@@ -42,6 +42,7 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
         "limit_eval",
         "seq_len",
         "checkpoint_every",
+        "clip_grad_norm",
     ):
         _positive(f"--{name.replace('_', '-')}", getattr(args, name))
     out = args.out or f"runs/{args.task}-{args.model}-s{args.seed}"
@@ -85,6 +86,7 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
         checkpoint_every=args.checkpoint_every,
         progress=sys.stderr.isatty(),
         stop_when_converged=args.stop_when_converged,
+        clip_grad_norm=args.clip_grad_norm,
     )
 
 

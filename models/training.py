@@ -57,6 +57,9 @@ class RunConfig:
     log_every: int = 10
     progress: bool = True
     stop_when_converged: bool = False
+    #: Rescale the gradient to at most this 2-norm before each step (None: never), the
+    #: usual guard for LSTMs on long sequences.
+    clip_grad_norm: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -255,6 +258,8 @@ class Trainer:
                 "or raise the damping epsilon, then run again"
             )
         loss.backward()
+        if self.config.clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad_norm)
         self.optimizer.step()
         with torch.no_grad():
             metrics = self.task.batch_metrics(output.detach(), y)

@@ -186,6 +186,13 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="adding problem: stop at the first evaluation below the convergence threshold",
     )
+    parser.add_argument(
+        "--clip-grad-norm",
+        type=float,
+        default=None,
+        metavar="MAX",
+        help="rescale each gradient to a 2-norm of at most MAX (default: no clipping)",
+    )
 
 
 def _raise_on_sigterm(signum: int, frame: Any) -> None:

@@ -109,6 +109,27 @@ def test_smnist_subset_loss_goes_down(tmp_path: Path) -> None:
     assert rows[-1]["loss"] < 0.8 * rows[0]["loss"]
 
 
+def test_gradient_clipping_rescales_the_gradient_the_optimiser_sees(tmp_path: Path, capsys) -> None:
+    # The adding problem's first gradient has a norm far above 1e-3, so it must be rescaled.
+    run = _adding_run(tmp_path / "clip", max_steps=1, clip_grad_norm=1e-3)
+    task, model = build_run(run)
+    trainer = Trainer(run, task, model)
+    seen: list[float] = []
+    step = trainer.optimizer.step
+
+    def record_then_step(*args, **kwargs):
+        grads = [p.grad.flatten() for p in model.parameters() if p.grad is not None]
+        seen.append(float(torch.cat(grads).norm()))
+        return step(*args, **kwargs)
+
+    trainer.optimizer.step = record_then_step  # type: ignore[method-assign]
+    trainer.fit()
+    assert len(seen) == 1 and seen[0] == pytest.approx(1e-3, rel=1e-4)
+    assert main(["train", "adding", "--clip-grad-norm", "0", "--out", str(tmp_path / "bad")]) == 2
+    assert "--clip-grad-norm must be positive, got 0.0" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_nan_loss_stops_with_a_clear_message(tmp_path: Path) -> None:
     # imex with dt = 3 at γ = 94.5 amplifies by ~dt²γ ≈ 850 a step: float32 overflows.
     run = _adding_run(tmp_path / "nan", max_steps=5, model_options={"grid": [6, 6], "dt": 3.0})

@@ -73,8 +73,13 @@ def _classification_row(summary: dict[str, Any]) -> str:
 
 
 def model_label(summary: dict[str, Any]) -> str:
-    """The model name with its ``--set`` options, e.g. ``nwm2d (bias_init=uniform)``."""
-    options = summary["run"].get("model_options") or {}
+    """The model name with its ``--set`` options, e.g. ``nwm2d (bias_init=uniform)``.
+
+    Gradient clipping, which changes how a model trains, is named like an option.
+    """
+    options = dict(summary["run"].get("model_options") or {})
+    if summary["run"].get("clip_grad_norm") is not None:
+        options["clip_grad_norm"] = summary["run"]["clip_grad_norm"]
     if not options:
         return str(summary["model"])
     settings = ", ".join(f"{key}={value}" for key, value in sorted(options.items()))
