@@ -17,7 +17,8 @@ again (training is deterministic for a seed and its settings):
         results/forecast/pendulum_closed_loop/s1 results/forecast/pendulum_closed_loop/s2
 
 Each ``--baselines`` folder holds a finished result of one seed; every model it has that the
-result of the same seed lacks joins that result, provided that it was trained on the same
+result of the same seed lacks joins that result (a seed without such a folder must have
+trained every model itself), provided that it was trained on the same
 trajectories (seed, ``observed``, ``horizon``, ``n_train``, ``n_eval``) with the same budget
 (steps, batch size, learning rate). The entry records the folder it came from.
 
@@ -89,8 +90,8 @@ def add_baselines(
     Raises
     ------
     SystemExit
-        If a run's seed has no baseline folder, two baseline folders share a seed, or a
-        baseline was trained on other trajectories or with another budget.
+        If two baseline folders share a seed, or a baseline was trained on other
+        trajectories or with another budget.
     """
     by_seed: dict[int, tuple[Path, dict[str, Any]]] = {}
     for folder in baselines:
@@ -102,7 +103,7 @@ def add_baselines(
     for folder, data in zip(folders, runs, strict=True):
         seed = _seed_of(data)
         if seed not in by_seed:
-            raise SystemExit(f"--baselines: no folder of seed {seed} (for {folder})")
+            continue  # a run that trained every model itself; `load_runs` checks it has them
         source, baseline = by_seed[seed]
         own = next(iter(data["models"].values()))
         for name, entry in baseline["models"].items():
