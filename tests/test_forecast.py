@@ -425,3 +425,8 @@ def test_forecast_seeds_refuses_baselines_of_other_data_or_budget(tmp_path: Path
     path.write_text(json.dumps(result))
     with pytest.raises(SystemExit, match="n_eval"):
         main([*argv, "--baselines", str(same), str(data)])
+    # An open-loop baseline does not join closed-loop runs.
+    result["models"]["lstm"]["model_options"] = {"latent_norm": True, "feedback": "prediction"}
+    path.write_text(json.dumps(result))
+    with pytest.raises(SystemExit, match="feedback = 'prediction'"):
+        main([*argv, "--baselines", str(same), str(data)])

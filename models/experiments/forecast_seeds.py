@@ -18,9 +18,10 @@ again (training is deterministic for a seed and its settings):
 
 Each ``--baselines`` folder holds a finished result of one seed; every model it has that the
 result of the same seed lacks joins that result (a seed without such a folder must have
-trained every model itself), provided that it was trained on the same
-trajectories (seed, ``observed``, ``horizon``, ``n_train``, ``n_eval``) with the same budget
-(steps, batch size, learning rate). The entry records the folder it came from.
+trained every model itself), provided that it was trained on the same trajectories (seed,
+``observed``, ``horizon``, ``n_train``, ``n_eval``) with the same budget (steps, batch size,
+learning rate) and protocol (``feedback``, ``latent_norm``, ``decoder_output``). The entry
+records the folder it came from.
 
 It writes, under ``--out``:
 
@@ -57,8 +58,9 @@ REFERENCE_MODEL = "nwm2d"
 #: Settings a baseline taken from another folder must share with the run it joins: the
 #: same trajectories (the seed draws them) and the same budget.
 BASELINE_SETTINGS = ("seed", "steps", "batch_size", "lr", "observed", "horizon")
-#: Model options that choose the data rather than the model.
-DATA_OPTIONS = ("n_train", "n_eval")
+#: Options a baseline taken from another folder must share too: the data (``n_train``,
+#: ``n_eval``) and the protocol that every model of a table runs under.
+MATCHING_OPTIONS = ("n_train", "n_eval", "feedback", "latent_norm", "decoder_output")
 
 
 def _read_result(folder: Path, system: str) -> dict[str, Any]:
@@ -91,7 +93,7 @@ def add_baselines(
     ------
     SystemExit
         If two baseline folders share a seed, or a baseline was trained on other
-        trajectories or with another budget.
+        trajectories, with another budget or under another protocol (`MATCHING_OPTIONS`).
     """
     by_seed: dict[int, tuple[Path, dict[str, Any]]] = {}
     for folder in baselines:
@@ -115,7 +117,7 @@ def add_baselines(
                         f"--baselines: {source} trained {name} with {key} = {entry[key]!r}, "
                         f"{folder} has {own[key]!r}"
                     )
-            for key in DATA_OPTIONS:
+            for key in MATCHING_OPTIONS:
                 theirs, ours = entry["model_options"].get(key), own["model_options"].get(key)
                 if theirs != ours:
                     raise SystemExit(
