@@ -404,6 +404,19 @@ def test_forecast_seeds_takes_baselines_of_the_same_seed(tmp_path: Path) -> None
     assert result["models"]["lstm"]["reused_from"] == [str(earlier[1]), str(earlier[0])]
     assert result["paired_vpt_difference"]["lstm"]["mean"] == 1.75
     assert "taken from" in (tmp_path / "out" / "table.md").read_text()
+    # A third seed that trained NWM-2D and the coRNN only pools with the others on those two.
+    earlier[0] = _seed_result(tmp_path / "e1c", 1, {"cornn": [7.0, 7.0], "lstm": [6.0, 4.0]})
+    earlier[1] = _seed_result(tmp_path / "e0c", 0, {"cornn": [3.0, 3.0], "lstm": [1.0, 2.0]})
+    third = _seed_result(tmp_path / "v2", 2, {"nwm2d": [5.0, 5.0], "cornn": [4.0, 6.0]})
+    argv = [*map(str, [*variant, third]), "--system", "pendulum", "--out", str(tmp_path / "o3")]
+    with pytest.raises(SystemExit, match=r"v2 has no lstm \(it has nwm2d, cornn\)"):
+        main([*argv, "--baselines", *map(str, earlier), "--models", "nwm2d", "lstm"])
+    assert main([*argv, "--baselines", *map(str, earlier), "--models", "nwm2d", "cornn"]) == 0
+    pooled = json.loads((tmp_path / "o3" / "results.json").read_text())
+    assert list(pooled["models"]) == ["nwm2d", "cornn"]
+    assert pooled["models"]["cornn"]["vpt_per_seed"] == [3.0, 7.0, 5.0]
+    # Differences 1, -1, -1, 1, 1, -1: a tie.
+    assert pooled["paired_vpt_difference"]["cornn"]["mean"] == 0.0
 
 
 def test_forecast_seeds_refuses_baselines_of_other_data_or_budget(tmp_path: Path) -> None:

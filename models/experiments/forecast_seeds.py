@@ -21,7 +21,8 @@ result of the same seed lacks joins that result (a seed without such a folder mu
 trained every model itself), provided that it was trained on the same trajectories (seed,
 ``observed``, ``horizon``, ``n_train``, ``n_eval``) with the same budget (steps, batch size,
 learning rate) and protocol (``feedback``, ``latent_norm``, ``decoder_output``). The entry
-records the folder it came from.
+records the folder it came from. ``--models nwm2d cornn`` pools only those models, for
+seeds that did not train every model of the others.
 
 It writes, under ``--out``:
 
@@ -127,13 +128,33 @@ def add_baselines(
             data["models"][name] = {**entry, "reused_from": str(source)}
 
 
+def select_models(runs: list[dict[str, Any]], folders: list[Path], names: list[str]) -> None:
+    """Keep only the models ``names``, in that order, in every run.
+
+    Raises
+    ------
+    SystemExit
+        If a run lacks one of them.
+    """
+    for folder, data in zip(folders, runs, strict=True):
+        missing = [name for name in names if name not in data["models"]]
+        if missing:
+            raise SystemExit(
+                f"{folder} has no {', '.join(missing)} (it has {', '.join(data['models'])})"
+            )
+        data["models"] = {name: data["models"][name] for name in names}
+
+
 def load_runs(
-    folders: list[Path], system: str, baselines: list[Path] | None = None
+    folders: list[Path],
+    system: str,
+    baselines: list[Path] | None = None,
+    only: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """The finished ``<folder>/<system>/results.json`` of each folder, checked to match.
 
     ``baselines``: result folders whose models complete the run of the same seed (see
-    `add_baselines`).
+    `add_baselines`). ``only``: pool only these models (`select_models`).
 
     Raises
     ------
@@ -144,6 +165,8 @@ def load_runs(
     runs = [_read_result(folder, system) for folder in folders]
     if baselines:
         add_baselines(runs, folders, baselines, system)
+    if only:
+        select_models(runs, folders, only)
     if len(runs) < 2:
         raise SystemExit(f"give at least two result folders, got {len(runs)}")
     reference = runs[0]["models"]
@@ -276,8 +299,14 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="finished result folders, one per seed, whose other models join the runs",
     )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=None,
+        help="pool only these models (default: every model of the runs)",
+    )
     args = parser.parse_args(argv)
-    runs = load_runs(args.folders, args.system, args.baselines)
+    runs = load_runs(args.folders, args.system, args.baselines, args.models)
     summary = summarise(runs)
     horizon = int(next(iter(runs[0]["models"].values()))["horizon"])
     table = render_table(args.system, summary, horizon)
