@@ -56,11 +56,11 @@ from oscsim.atomic import write_text_atomic
 SHARED_SETTINGS = ("steps", "batch_size", "lr", "observed", "horizon", "model_options")
 #: The model every baseline is compared with.
 REFERENCE_MODEL = "nwm2d"
-#: Settings a baseline taken from another folder must share with the run it joins: the
-#: same trajectories (the seed draws them) and the same budget.
-BASELINE_SETTINGS = ("seed", "steps", "batch_size", "lr", "observed", "horizon")
-#: Options a baseline taken from another folder must share too: the data (``n_train``,
-#: ``n_eval``) and the protocol that every model of a table runs under.
+#: Settings a baseline taken from another folder must share with the run of its seed: the
+#: budget and window (the pooled settings other than the model's own options) ...
+BASELINE_SETTINGS = tuple(key for key in SHARED_SETTINGS if key != "model_options")
+#: ... and, of the model options, the data (``n_train``, ``n_eval``) and the protocol that
+#: every model of a table runs under.
 MATCHING_OPTIONS = ("n_train", "n_eval", "feedback", "latent_norm", "decoder_output")
 
 
@@ -112,14 +112,11 @@ def add_baselines(
         for name, entry in baseline["models"].items():
             if name in data["models"]:
                 continue
-            for key in BASELINE_SETTINGS:
-                if entry[key] != own[key]:
-                    raise SystemExit(
-                        f"--baselines: {source} trained {name} with {key} = {entry[key]!r}, "
-                        f"{folder} has {own[key]!r}"
-                    )
-            for key in MATCHING_OPTIONS:
-                theirs, ours = entry["model_options"].get(key), own["model_options"].get(key)
+            compared = [(key, entry[key], own[key]) for key in BASELINE_SETTINGS] + [
+                (key, entry["model_options"].get(key), own["model_options"].get(key))
+                for key in MATCHING_OPTIONS
+            ]
+            for key, theirs, ours in compared:
                 if theirs != ours:
                     raise SystemExit(
                         f"--baselines: {source} trained {name} with {key} = {theirs!r}, "
