@@ -12,10 +12,10 @@ torch. Importing the package registers the ``DataArray.waves`` accessor.
 - the report: `wave_report`, `analyze_dataset`; figures in `analysis.figures`.
 """
 
-from analysis import accessor as _accessor  # noqa: F401  (registers DataArray.waves)
-from analysis._errors import AnalysisInputError
-from analysis.accessor import WavesAccessor
-from analysis.fields import (
+from oscsim.analysis import accessor as _accessor  # noqa: F401  (registers DataArray.waves)
+from oscsim.analysis._errors import AnalysisInputError
+from oscsim.analysis.accessor import WavesAccessor
+from oscsim.analysis.fields import (
     amplitude,
     analytic_signal,
     bandpass,
@@ -29,9 +29,9 @@ from analysis.fields import (
     wave_vector,
     wavelength,
 )
-from analysis.report import analyze_dataset, wave_report
-from analysis.spectrum import kw_spectrum
-from analysis.statistics import (
+from oscsim.analysis.report import analyze_dataset, wave_report
+from oscsim.analysis.spectrum import kw_spectrum
+from oscsim.analysis.statistics import (
     dominant_mode,
     percent_long_waves,
     percent_waves,

@@ -10,10 +10,9 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-
-from analysis import _engine as E
-from analysis._errors import AnalysisInputError
-from analysis._validate import SignalInfo, inspect_signal, is_dask, resolve_window
+from oscsim.analysis import _engine as E
+from oscsim.analysis._errors import AnalysisInputError
+from oscsim.analysis._validate import SignalInfo, inspect_signal, is_dask, resolve_window
 
 #: Partials merged per task in the tree reduction over dask blocks.
 MERGE_FANOUT = 8

@@ -36,10 +36,9 @@ from typing import Any
 
 import numpy as np
 import scipy.fft
-
-from analysis import _histogram as H
-from analysis import _kernels as K
-from analysis._validate import SignalInfo
+from oscsim.analysis import _histogram as H
+from oscsim.analysis import _kernels as K
+from oscsim.analysis._validate import SignalInfo
 
 #: Points per batch of frames in the per-point stage: small enough to stay in cache.
 BATCH_POINTS = 1 << 18

@@ -14,9 +14,8 @@ from functools import lru_cache
 import numpy as np
 import scipy.fft
 import scipy.signal
-
-from analysis._errors import AnalysisInputError
-from analysis._validate import BUTTER_ORDER
+from oscsim.analysis._errors import AnalysisInputError
+from oscsim.analysis._validate import BUTTER_ORDER
 
 #: FFT threads. Along the time axis of a large array the transform is bound by memory, and
 #: more workers measured slower on a 2-core machine.

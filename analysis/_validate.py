@@ -11,8 +11,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-
-from analysis._errors import AnalysisInputError
+from oscsim.analysis._errors import AnalysisInputError
 
 TIME = "time"
 #: The minimum number of frames: the wrapped time differences and the Hilbert transform

@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import xarray as xr
-
-from analysis import fields, report, spectrum, statistics
+from oscsim.analysis import fields, report, spectrum, statistics
 
 Band = tuple[float, float] | None
 

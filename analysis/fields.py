@@ -21,9 +21,8 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-
-from analysis import _kernels as K
-from analysis._validate import TIME, SignalInfo, inspect_signal, is_dask, resolve_window
+from oscsim.analysis import _kernels as K
+from oscsim.analysis._validate import TIME, SignalInfo, inspect_signal, is_dask, resolve_window
 
 __all__ = [
     "amplitude",

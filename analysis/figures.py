@@ -18,9 +18,8 @@ import numpy as np
 import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-
-from analysis import fields
-from analysis._validate import TIME, SignalInfo, inspect_signal
+from oscsim.analysis import fields
+from oscsim.analysis._validate import TIME, SignalInfo, inspect_signal
 
 __all__ = [
     "animate_gif",
@@ -352,7 +351,7 @@ def kw_spectrum_plot(
     With a `report` (from `analysis.wave_report`), its dominant mode is circled and the
     line ω = (median speed)·|k| drawn.
     """
-    from analysis.spectrum import kw_spectrum
+    from oscsim.analysis.spectrum import kw_spectrum
 
     field, info, label = _field(data)
     power = kw_spectrum(field, band=band)

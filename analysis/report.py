@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from oscsim.analysis._driver import Analysis, analyse, finite_or_none
+from oscsim.analysis._errors import AnalysisInputError
 
-from analysis._driver import Analysis, analyse, finite_or_none
-from analysis._errors import AnalysisInputError
 from oscsim.atomic import write_text_atomic
 
 __all__ = ["analyze_dataset", "wave_report"]
@@ -192,7 +192,7 @@ def analyze_dataset(
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         if figures:
-            from analysis.figures import write_figures
+            from oscsim.analysis.figures import write_figures
 
             files += [str(p) for p in write_figures(data, out, report=report, band=band)]
         files.append(str(out / "report.json"))

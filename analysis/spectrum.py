@@ -6,9 +6,8 @@ import math
 
 import numpy as np
 import xarray as xr
-
-from analysis import _kernels as K
-from analysis.fields import _setup
+from oscsim.analysis import _kernels as K
+from oscsim.analysis.fields import _setup
 
 __all__ = ["kw_spectrum"]
 

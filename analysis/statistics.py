@@ -10,8 +10,7 @@ the grid, and ``sample``, ``channel``, … alike): select first, e.g.
 from __future__ import annotations
 
 import xarray as xr
-
-from analysis._driver import Analysis, analyse
+from oscsim.analysis._driver import Analysis, analyse
 
 __all__ = [
     "dominant_mode",

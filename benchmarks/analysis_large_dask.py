@@ -6,7 +6,7 @@ in each chunk, and never exists whole. `analysis.wave_report` streams over it. T
 prints the data size, the machine's memory, the wall time, the peak resident memory of the
 process (``ru_maxrss``) and the recovered wave parameters against the truth, as JSON.
 
-Run ``python -m benchmarks.analysis_large_dask [--frames N --size N --chunk N]``. Not part
+Run ``python -m oscsim.benchmarks.analysis_large_dask [--frames N --size N --chunk N]``. Not part
 of the test suite (it takes minutes).
 """
 
@@ -63,7 +63,7 @@ def recording(frames: int, size: int, chunk: int):
 def main(argv: list[str] | None = None) -> int:
     import dask
 
-    import analysis
+    from oscsim import analysis
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=1600)

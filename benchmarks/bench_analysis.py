@@ -7,7 +7,7 @@ takes less than 3× as long as ``scipy.signal.hilbert(data, axis=0)`` on the sam
 Both are timed in the same run, alternately, `repeat` times; the ratio is of the best
 times (the least disturbed by other load), and the ratio of the medians is shown too.
 
-Run ``python -m benchmarks.bench_analysis [--frames N --size N --repeat N --json]``.
+Run ``python -m oscsim.benchmarks.bench_analysis [--frames N --size N --repeat N --json]``.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def run(*, quick: bool = False) -> list[dict[str, Any]]:
 
 def measure(frames: int = 1000, size: int = 256, repeat: int = 3) -> dict[str, Any]:
     """Time `wave_report` and `scipy.signal.hilbert` alternately; return the figures."""
-    import analysis
+    from oscsim import analysis
 
     data = make_recording(frames, size)
     values = data.values

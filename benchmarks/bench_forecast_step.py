@@ -7,7 +7,7 @@ be read as a budget in time. The models are built as ``oscsim train SYSTEM --mod
 their steps alternate, so that all of them see the same machine load; the median over the
 repetitions is reported with its ratio to the first model's (NWM-2D by default).
 
-    python -m benchmarks.bench_forecast_step --system pendulum \\
+    python -m oscsim.benchmarks.bench_forecast_step --system pendulum \\
         --set latent_norm=true --set feedback=prediction [--set nwm2d:channels=2]
 
 Options take the ``--set`` syntax of ``forecast_table`` (``MODEL:KEY=VALUE`` for one model).
@@ -25,11 +25,10 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-
-from models.experiments.forecast_table import options_for, parse_options
-from models.runs import build_run
-from models.sequence import count_parameters
-from models.training import RunConfig
+from oscsim.models.experiments.forecast_table import options_for, parse_options
+from oscsim.models.runs import build_run
+from oscsim.models.sequence import count_parameters
+from oscsim.models.training import RunConfig
 
 
 def _trainer(

@@ -23,7 +23,7 @@ Figures, each a ratio measured in one run:
 - training sequences per second (batch size / median step time);
 - the fused kernel's first-call time (Numba compilation, or loading its on-disk cache).
 
-``run()`` returns the rows; ``python -m benchmarks.bench_fused [--quick] [--json PATH]``
+``run()`` returns the rows; ``python -m oscsim.benchmarks.bench_fused [--quick] [--json PATH]``
 prints them.
 """
 
@@ -41,9 +41,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from oscsim.benchmarks.eager_reference_loop import EagerCoRNN, EagerNWM2D
 from torch import nn
 
-from benchmarks.eager_reference_loop import EagerCoRNN, EagerNWM2D
 from oscsim.fused.drive import map_inputs
 
 BATCH = 120
@@ -213,7 +213,7 @@ def _memory_worker(model: str, impl: str, steps: int) -> dict[str, Any]:
 def _in_subprocess(task: dict[str, Any]) -> dict[str, Any]:
     root = Path(__file__).resolve().parent.parent
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_fused", "--worker", json.dumps(task)],
+        [sys.executable, "-m", "oscsim.benchmarks.bench_fused", "--worker", json.dumps(task)],
         cwd=root,
         capture_output=True,
         text=True,
@@ -334,7 +334,7 @@ def run(*, quick: bool = False) -> list[dict[str, Any]]:
 
 
 def _format(rows: list[dict[str, Any]]) -> str:
-    from benchmarks import format_table
+    from oscsim.benchmarks import format_table
 
     return format_table(rows)
 

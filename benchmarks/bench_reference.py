@@ -20,7 +20,7 @@ network of DESIGN §5 (a Laplacian coupling of positions) from a Gaussian bump. 
 Targets: Numba rk4 ≥ 5× the NumPy baseline and ≥ 20× ``solve_ivp``. With ``quick=True``
 the runs are shorter (500 steps for the main comparison).
 
-Run ``python -m benchmarks.bench_reference [--quick]``.
+Run ``python -m oscsim.benchmarks.bench_reference [--quick]``.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from typing import Any
 import numba
 import numpy as np
 import scipy.integrate
+from oscsim.benchmarks import numpy_rk4
 
-from benchmarks import numpy_rk4
 from oscsim.parameters import NetworkParameters
 from oscsim.reference import _network
 from oscsim.reference._fixed_step import integrate_fixed
@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(rows, indent=2, default=float))
     else:
-        from benchmarks import format_table
+        from oscsim.benchmarks import format_table
 
         print(format_table(rows))
     return 0

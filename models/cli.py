@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from oscsim.models.runs import build_run
+from oscsim.models.training import RunConfig, Trainer, evaluate, load_checkpoint
 
-from models.runs import build_run
-from models.training import RunConfig, Trainer, evaluate, load_checkpoint
 from oscsim.config import _parse_value
 from oscsim.errors import OscsimInputError
 
@@ -99,7 +99,7 @@ def train_command(args: argparse.Namespace) -> int:
         task_state = load_checkpoint(last)["task_state"]
     task, model = build_run(run, task_state)
     trainer = Trainer(run, task, model)
-    from models.sequence import count_parameters
+    from oscsim.models.sequence import count_parameters
 
     print(
         f"oscsim train: {run.task} with {run.model} ({count_parameters(model)} parameters), "

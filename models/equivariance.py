@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from oscsim.models.forecast import AutoregressiveForecaster
 
-from models.forecast import AutoregressiveForecaster
 from oscsim.errors import OscsimInputError
 
 

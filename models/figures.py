@@ -258,7 +258,7 @@ def equivariance_figure(
 
     ``result`` is a `models.equivariance.EquivarianceResult`.
     """
-    from models.equivariance import EquivarianceResult
+    from oscsim.models.equivariance import EquivarianceResult
 
     if not isinstance(result, EquivarianceResult):
         raise OscsimInputError(f"result must be an EquivarianceResult, got {type(result).__name__}")

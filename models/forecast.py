@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from oscsim.models.sequence import CoreSpec, LearnedStep
 from torch import nn
 
-from models.sequence import CoreSpec, LearnedStep
 from oscsim.errors import OscsimInputError
 from oscsim.solvers.fused_dispatch import run_imex
 

@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from oscsim.models.data import hamiltonian_trajectories, rotating_mnist
+from oscsim.models.forecast import build_forecaster
+from oscsim.models.tasks import Batch, Task, TaskDefaults
+from oscsim.models.training import RunConfig
 from torch import nn
 
-from models.data import hamiltonian_trajectories, rotating_mnist
-from models.forecast import build_forecaster
-from models.tasks import Batch, Task, TaskDefaults
-from models.training import RunConfig
 from oscsim.errors import OscsimInputError
 
 #: Relative error above which a predicted frame stops being valid.

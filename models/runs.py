@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from oscsim.models.forecast_tasks import FORECAST_TASKS, build_forecast_run
+from oscsim.models.sequence import build_sequence_model
+from oscsim.models.tasks import SEQUENCE_TASKS, Task, build_task
+from oscsim.models.training import RunConfig
 from torch import nn
 
-from models.forecast_tasks import FORECAST_TASKS, build_forecast_run
-from models.sequence import build_sequence_model
-from models.tasks import SEQUENCE_TASKS, Task, build_task
-from models.training import RunConfig
 from oscsim.errors import OscsimInputError
 
 Builder = Callable[[RunConfig, dict[str, Any] | None], tuple[Task, nn.Module]]

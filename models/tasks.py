@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from oscsim.models.data.sequences import SequentialMNIST, adding_problem_batch, adding_problem_split
 
-from models.data.sequences import SequentialMNIST, adding_problem_batch, adding_problem_split
 from oscsim.errors import OscsimInputError
 
 Batch = tuple[torch.Tensor, torch.Tensor]

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from oscsim.models.tasks import Task
 from torch import nn
 from tqdm.auto import tqdm
 
-from models.tasks import Task
 from oscsim.atomic import atomic_target, write_text_atomic
 from oscsim.errors import OscsimInputError
 
@@ -205,7 +205,7 @@ class Trainer:
 
     def summary(self) -> dict[str, Any]:
         """Run summary: parameters, budget, best validation, test metrics when known."""
-        from models.sequence import count_parameters
+        from oscsim.models.sequence import count_parameters
 
         train_rows = [r for r in self.history if r["split"] == "train"]
         seconds = [r["seconds_per_step"] for r in train_rows if "seconds_per_step" in r]

@@ -44,7 +44,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from analysis import analyze_dataset
+    from oscsim.analysis import analyze_dataset
     from oscsim.io import read_trajectory
 
     ds = read_trajectory(args.path)
@@ -62,25 +62,35 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from models.cli import train_command
+    from oscsim.models.cli import train_command
 
     return train_command(args)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from models.cli import evaluate_command
+    from oscsim.models.cli import evaluate_command
 
     return evaluate_command(args)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from benchmarks import run_benchmarks
+    from oscsim.benchmarks import run_benchmarks
 
     return run_benchmarks(only=args.only, quick=args.quick, out=args.out)
 
 
+EXPERIMENTS = ("forecast_table", "forecast_seeds", "rotmnist_equivariance", "sequence_table")
+
+
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    import importlib
+
+    module = importlib.import_module(f"oscsim.models.experiments.{args.name}")
+    return int(module.main(args.arguments))
+
+
 def _cmd_data(args: argparse.Namespace) -> int:
-    from models.data.mnist import fetch_mnist
+    from oscsim.models.data.mnist import fetch_mnist
 
     path = fetch_mnist(args.cache_dir)
     print(f"MNIST ready at {path}")
@@ -142,6 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--out", help="also write the rows as JSON here")
     bench.set_defaults(handler=_cmd_bench)
+
+    experiment = sub.add_parser(
+        "experiment", help="the experiments behind the results pages (tables over seeds)"
+    )
+    experiment.add_argument("name", choices=EXPERIMENTS, help="which experiment")
+    experiment.add_argument(
+        "arguments", nargs=argparse.REMAINDER, help="its own options (NAME --help lists them)"
+    )
+    experiment.set_defaults(handler=_cmd_experiment)
 
     data = sub.add_parser("data", help="fetch data sets for offline use")
     data.add_argument("name", choices=("mnist",), help="data set")

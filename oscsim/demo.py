@@ -92,7 +92,7 @@ def format_report(report: dict[str, Any]) -> str:
 
 def run_demo(out_dir: Path) -> dict[str, Any]:
     """Simulate, analyse and draw; returns the summary written to ``summary.json``."""
-    from analysis import analyze_dataset
+    from oscsim.analysis import analyze_dataset
 
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

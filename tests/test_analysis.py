@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 import xarray as xr
+from oscsim.analysis import AnalysisInputError
+from oscsim.analysis import _histogram as H
 
-import analysis
-from analysis import AnalysisInputError
-from analysis import _histogram as H
+from oscsim import analysis
 
 DT = 0.1
 

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 import xarray as xr
+from oscsim.analysis import analyze_dataset, figures
 
-from analysis import analyze_dataset, figures
 from tests.test_analysis import DT, plane_wave
 
 

@@ -12,7 +12,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import analysis
+from oscsim import analysis
 from tests.test_analysis import DT, plane_wave
 
 FRAMES = 160

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.integrate import solve_ivp
-
-from models.data import (
+from oscsim.models.data import (
     HAMILTONIAN_SYSTEMS,
     MassSpring,
     hamiltonian_dataset,
@@ -17,7 +15,9 @@ from models.data import (
     pixel_coordinates,
     render_particles,
 )
-from models.data.hamiltonian import BACKGROUND
+from oscsim.models.data.hamiltonian import BACKGROUND
+from scipy.integrate import solve_ivp
+
 from oscsim import OscsimInputError
 
 SYSTEMS = tuple(HAMILTONIAN_SYSTEMS)

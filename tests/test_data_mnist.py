@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from models.data import mnist
-from models.data.mnist import (
+from oscsim.models.data import mnist
+from oscsim.models.data.mnist import (
     FETCH_COMMAND,
     MnistFetchError,
     MnistNotFoundError,
@@ -25,6 +24,7 @@ from models.data.mnist import (
     load_mnist,
     read_idx,
 )
+
 from oscsim import OscsimInputError
 
 IDX_FILES = {

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from oscsim.models.data import data_dir, load_mnist, rotate_sequences, rotating_mnist
+from oscsim.models.data.mnist import FETCH_COMMAND, MNIST_FILENAME
 from scipy import ndimage
 
-from models.data import data_dir, load_mnist, rotate_sequences, rotating_mnist
-from models.data.mnist import FETCH_COMMAND, MNIST_FILENAME
 from oscsim import OscsimInputError
 from tests.test_data_mnist import fake_mnist_root  # noqa: F401 - a fixture
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from models.data import (
+from oscsim.models.data import (
     AddingProblemStream,
     SequentialMNIST,
     adding_problem_batch,
@@ -16,6 +15,7 @@ from models.data import (
     load_mnist,
     pixel_permutation,
 )
+
 from oscsim import OscsimInputError
 from tests.test_data_mnist import fake_mnist_root  # noqa: F401 - a fixture
 

@@ -10,9 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-
-from models.equivariance import equivariance_test, estimate_wave_velocity, fourier_shift
-from models.forecast import (
+from oscsim.models.equivariance import equivariance_test, estimate_wave_velocity, fourier_shift
+from oscsim.models.forecast import (
     FORECAST_MODELS,
     AutoregressiveForecaster,
     Forecaster,
@@ -21,13 +20,14 @@ from models.forecast import (
     build_forecaster,
     latent_dataset,
 )
-from models.forecast_tasks import (
+from oscsim.models.forecast_tasks import (
     HamiltonianForecastTask,
     relative_error,
     valid_prediction_time,
 )
-from models.runs import build_run
-from models.training import RunConfig, Trainer
+from oscsim.models.runs import build_run
+from oscsim.models.training import RunConfig, Trainer
+
 from oscsim.errors import OscsimInputError
 from oscsim.io import read_trajectory, write_trajectory
 
@@ -166,7 +166,7 @@ def test_hamiltonian_task_hides_unobserved_frames_and_repeats_its_batches(data_d
 def test_rotating_mnist_task_gives_windows_and_a_linear_decoder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from models.data import data_dir
+    from oscsim.models.data import data_dir
 
     source = data_dir() / "mnist.pkl.gz"
     if not source.exists():
@@ -277,7 +277,7 @@ def test_equivariance_test_shifts_a_latent_that_really_translates(data_dir: Path
 def test_forecast_table_resumes_its_own_run_but_refuses_one_with_other_settings(
     data_dir: Path,
 ) -> None:
-    from models.experiments.forecast_table import train_or_reuse
+    from oscsim.models.experiments.forecast_table import train_or_reuse
 
     folder = data_dir / "table-run"
     first = _hamiltonian_run(folder, "nwm2d", max_steps=2, dtype="float32")
@@ -302,12 +302,12 @@ def test_forecast_table_resumes_its_own_run_but_refuses_one_with_other_settings(
             "epsilon": 0.05,
         },
     )
-    with pytest.raises(SystemExit, match="other settings.*model_options"):
+    with pytest.raises(OscsimInputError, match="other settings.*model_options"):
         train_or_reuse(other)
 
 
 def test_forecast_table_options_can_target_one_model() -> None:
-    from models.experiments.forecast_table import model_label, options_for, parse_options
+    from oscsim.models.experiments.forecast_table import model_label, options_for, parse_options
 
     shared = parse_options(["latent_norm=true", "channels=3", "nwm2d:channels=2"])
     # The targeted option overrides the shared one for its model only; the LSTM has no
@@ -320,9 +320,9 @@ def test_forecast_table_options_can_target_one_model() -> None:
     assert model_label("cornn", shared) == "coRNN (global, imex)"
     tuned = parse_options(["nwm2d:kernel_size=5", "nwm2d:channels=2"])
     assert model_label("nwm2d", tuned) == "NWM-2D (local 5×5, imex) with channels=2"
-    with pytest.raises(SystemExit, match="unknown model 'nwm3d'"):
+    with pytest.raises(OscsimInputError, match="unknown model 'nwm3d'"):
         options_for("nwm2d", parse_options(["nwm3d:channels=2"]))
-    with pytest.raises(SystemExit, match="'channels' is not an option of lstm"):
+    with pytest.raises(OscsimInputError, match="'channels' is not an option of lstm"):
         options_for("nwm2d", parse_options(["lstm:channels=2"]))
 
 
@@ -357,7 +357,7 @@ def _seed_result(folder: Path, seed: int, vpts: dict[str, list[float]], lr: floa
 
 
 def test_forecast_seeds_pools_seeds_and_pairs_trajectories(tmp_path: Path) -> None:
-    from models.experiments.forecast_seeds import main
+    from oscsim.models.experiments.forecast_seeds import main
 
     a = _seed_result(tmp_path / "a", 0, {"nwm2d": [4.0, 2.0], "lstm": [1.0, 2.0]})
     b = _seed_result(tmp_path / "b", 1, {"nwm2d": [6.0, 8.0], "lstm": [6.0, 4.0]})
@@ -373,19 +373,19 @@ def test_forecast_seeds_pools_seeds_and_pairs_trajectories(tmp_path: Path) -> No
 
 
 def test_forecast_seeds_refuses_runs_with_other_settings(tmp_path: Path) -> None:
-    from models.experiments.forecast_seeds import main
+    from oscsim.models.experiments.forecast_seeds import main
 
     a = _seed_result(tmp_path / "a", 0, {"nwm2d": [4.0], "lstm": [1.0]})
     b = _seed_result(tmp_path / "b", 1, {"nwm2d": [4.0], "lstm": [1.0]}, lr=1e-3)
-    with pytest.raises(SystemExit, match="lr"):
+    with pytest.raises(OscsimInputError, match="lr"):
         main([str(a), str(b), "--system", "pendulum", "--out", str(tmp_path / "out")])
     c = _seed_result(tmp_path / "c", 0, {"nwm2d": [4.0], "lstm": [1.0]})
-    with pytest.raises(SystemExit, match="seed 0 appears twice"):
+    with pytest.raises(OscsimInputError, match="seed 0 appears twice"):
         main([str(a), str(c), "--system", "pendulum", "--out", str(tmp_path / "out")])
 
 
 def test_forecast_seeds_takes_baselines_of_the_same_seed(tmp_path: Path) -> None:
-    from models.experiments.forecast_seeds import main
+    from oscsim.models.experiments.forecast_seeds import main
 
     variant = [
         _seed_result(tmp_path / f"v{seed}", seed, {"nwm2d": v})
@@ -409,7 +409,7 @@ def test_forecast_seeds_takes_baselines_of_the_same_seed(tmp_path: Path) -> None
     earlier[1] = _seed_result(tmp_path / "e0c", 0, {"cornn": [3.0, 3.0], "lstm": [1.0, 2.0]})
     third = _seed_result(tmp_path / "v2", 2, {"nwm2d": [5.0, 5.0], "cornn": [4.0, 6.0]})
     argv = [*map(str, [*variant, third]), "--system", "pendulum", "--out", str(tmp_path / "o3")]
-    with pytest.raises(SystemExit, match=r"v2 has no lstm \(it has nwm2d, cornn\)"):
+    with pytest.raises(OscsimInputError, match=r"v2 has no lstm \(it has nwm2d, cornn\)"):
         main([*argv, "--baselines", *map(str, earlier), "--models", "nwm2d", "lstm"])
     assert main([*argv, "--baselines", *map(str, earlier), "--models", "nwm2d", "cornn"]) == 0
     pooled = json.loads((tmp_path / "o3" / "results.json").read_text())
@@ -420,26 +420,26 @@ def test_forecast_seeds_takes_baselines_of_the_same_seed(tmp_path: Path) -> None
 
 
 def test_forecast_seeds_refuses_baselines_of_other_data_or_budget(tmp_path: Path) -> None:
-    from models.experiments.forecast_seeds import main
+    from oscsim.models.experiments.forecast_seeds import main
 
     variant = [_seed_result(tmp_path / f"v{s}", s, {"nwm2d": [4.0]}) for s in (0, 1)]
     argv = [*map(str, variant), "--system", "pendulum", "--out", str(tmp_path / "out")]
     other_lr = _seed_result(tmp_path / "lr", 1, {"lstm": [1.0]}, lr=1e-3)
     same = _seed_result(tmp_path / "same", 0, {"lstm": [1.0]})
-    with pytest.raises(SystemExit, match="lr = 0.001"):
+    with pytest.raises(OscsimInputError, match="lr = 0.001"):
         main([*argv, "--baselines", str(same), str(other_lr)])
     # Seed 1 has no baseline folder, so its result lacks the LSTM the other seed has.
-    with pytest.raises(SystemExit, match=r"has models \['nwm2d'\]"):
+    with pytest.raises(OscsimInputError, match=r"has models \['nwm2d'\]"):
         main([*argv, "--baselines", str(same)])
     data = _seed_result(tmp_path / "data", 1, {"lstm": [1.0]})
     path = data / "pendulum" / "results.json"
     result = json.loads(path.read_text())
     result["models"]["lstm"]["model_options"]["n_eval"] = 64
     path.write_text(json.dumps(result))
-    with pytest.raises(SystemExit, match="n_eval"):
+    with pytest.raises(OscsimInputError, match="n_eval"):
         main([*argv, "--baselines", str(same), str(data)])
     # An open-loop baseline does not join closed-loop runs.
     result["models"]["lstm"]["model_options"] = {"latent_norm": True, "feedback": "prediction"}
     path.write_text(json.dumps(result))
-    with pytest.raises(SystemExit, match="feedback = 'prediction'"):
+    with pytest.raises(OscsimInputError, match="feedback = 'prediction'"):
         main([*argv, "--baselines", str(same), str(data)])

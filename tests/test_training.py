@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from oscsim.models.experiments.sequence_table import adding_curves_figure, adding_rows
+from oscsim.models.runs import build_run
+from oscsim.models.sequence import build_sequence_model, count_parameters
+from oscsim.models.training import RunConfig, Trainer, TrainingDivergedError
 
-from models.experiments.sequence_table import adding_curves_figure, adding_rows
-from models.runs import build_run
-from models.sequence import build_sequence_model, count_parameters
-from models.training import RunConfig, Trainer, TrainingDivergedError
 from oscsim.cli import main
 from oscsim.errors import OscsimInputError
 

@@ -5,8 +5,8 @@ Fetched and generated data live in the data directory, ``$OSCSIM_DATA`` or
 deterministic from a seed; generated sets are cached there as ``.npz``.
 """
 
-from models.data._cache import DATA_ENV_VAR, data_dir
-from models.data.hamiltonian import (
+from oscsim.models.data._cache import DATA_ENV_VAR, data_dir
+from oscsim.models.data.hamiltonian import (
     HAMILTONIAN_SYSTEMS,
     HamiltonianData,
     HamiltonianSystem,
@@ -19,7 +19,7 @@ from models.data.hamiltonian import (
     pixel_coordinates,
     render_particles,
 )
-from models.data.mnist import (
+from oscsim.models.data.mnist import (
     FETCH_COMMAND,
     MnistFetchError,
     MnistNotFoundError,
@@ -28,8 +28,8 @@ from models.data.mnist import (
     main_fetch,
     read_idx,
 )
-from models.data.rotating_mnist import RotatingMNIST, rotate_sequences, rotating_mnist
-from models.data.sequences import (
+from oscsim.models.data.rotating_mnist import RotatingMNIST, rotate_sequences, rotating_mnist
+from oscsim.models.data.sequences import (
     AddingProblemStream,
     SequentialMNIST,
     adding_problem_batch,

@@ -74,10 +74,10 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+from oscsim.models.data._cache import data_dir, load_cached, params_digest, params_key, progress
+from oscsim.models.data._cache import save_npz_atomic as _save
 from scipy.integrate import solve_ivp
 
-from models.data._cache import data_dir, load_cached, params_digest, params_key, progress
-from models.data._cache import save_npz_atomic as _save
 from oscsim.errors import IntegrationError, OscsimInputError
 
 __all__ = [

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from oscsim.models.data._cache import data_dir, sha256_file
 
-from models.data._cache import data_dir, sha256_file
 from oscsim.errors import OscsimInputError
 
 __all__ = [

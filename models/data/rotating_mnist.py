@@ -32,11 +32,11 @@ from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+from oscsim.models.data._cache import data_dir, load_cached, params_digest, params_key, progress
+from oscsim.models.data._cache import save_npz_atomic as _save
+from oscsim.models.data.mnist import Split, load_mnist
 from scipy import ndimage
 
-from models.data._cache import data_dir, load_cached, params_digest, params_key, progress
-from models.data._cache import save_npz_atomic as _save
-from models.data.mnist import Split, load_mnist
 from oscsim.errors import OscsimInputError
 
 __all__ = ["RotatingMNIST", "rotate_sequences", "rotating_mnist"]

@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
+from oscsim.models.data.mnist import Split, load_mnist
 from torch.utils.data import Dataset
 
-from models.data.mnist import Split, load_mnist
 from oscsim.errors import OscsimInputError
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Forecasting over seeds: one system's table from several `forecast_table` runs.
 
-    python -m models.experiments.forecast_seeds runs/pn/out-s0 runs/pn/out-s1 runs/pn/out-s2 \\
+    oscsim experiment forecast_seeds runs/pn/out-s0 runs/pn/out-s1 runs/pn/out-s2 \\
         --system pendulum --out results/forecast/pendulum_seeds
 
 Each directory is the ``--out`` of one ``forecast_table`` call with its own ``--seed`` (a
@@ -11,7 +11,7 @@ not compare like with like, and the command stops and says which setting differs
 A variant of one model can be compared with baselines trained earlier without training them
 again (training is deterministic for a seed and its settings):
 
-    python -m models.experiments.forecast_seeds runs/pch4/out-s0 runs/pch4/out-s1 \
+    oscsim experiment forecast_seeds runs/pch4/out-s0 runs/pch4/out-s1 \
         runs/pch4/out-s2 --system pendulum --out results/forecast/pendulum_closed_loop_ch4 \
         --baselines results/forecast/pendulum_closed_loop/s0 \
         results/forecast/pendulum_closed_loop/s1 results/forecast/pendulum_closed_loop/s2
@@ -48,8 +48,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from oscsim.models.figures import error_curves_figure
 
-from models.figures import error_curves_figure
+from oscsim import OscsimInputError
 from oscsim.atomic import write_text_atomic
 
 #: Entry fields that must agree between seeds for their rows to be pooled.
@@ -68,13 +69,13 @@ def _read_result(folder: Path, system: str) -> dict[str, Any]:
     """The finished ``<folder>/<system>/results.json``, every entry with its seed."""
     path = folder / system / "results.json"
     if not path.exists():
-        raise SystemExit(f"no {path}: run forecast_table --systems {system} --out {folder}")
+        raise OscsimInputError(f"no {path}: run forecast_table --systems {system} --out {folder}")
     data: dict[str, Any] = json.loads(path.read_text())
     if not data.get("complete"):
-        raise SystemExit(f"{path} is not finished (its forecast_table run was interrupted)")
+        raise OscsimInputError(f"{path} is not finished (its forecast_table run was interrupted)")
     for name, entry in data["models"].items():
         if "seed" not in entry:
-            raise SystemExit(
+            raise OscsimInputError(
                 f"{path} ({name}) does not record its seed and settings; rerun its "
                 "forecast_table command (trained runs are reused) to add them"
             )
@@ -92,7 +93,7 @@ def add_baselines(
 
     Raises
     ------
-    SystemExit
+    OscsimInputError
         If two baseline folders share a seed, or a baseline was trained on other
         trajectories, with another budget or under another protocol (`MATCHING_OPTIONS`).
     """
@@ -101,7 +102,7 @@ def add_baselines(
         data = _read_result(folder, system)
         seed = _seed_of(data)
         if seed in by_seed:
-            raise SystemExit(f"--baselines: seed {seed} appears twice ({folder})")
+            raise OscsimInputError(f"--baselines: seed {seed} appears twice ({folder})")
         by_seed[seed] = (folder, data)
     for folder, data in zip(folders, runs, strict=True):
         seed = _seed_of(data)
@@ -118,7 +119,7 @@ def add_baselines(
             ]
             for key, theirs, ours in compared:
                 if theirs != ours:
-                    raise SystemExit(
+                    raise OscsimInputError(
                         f"--baselines: {source} trained {name} with {key} = {theirs!r}, "
                         f"{folder} has {ours!r}"
                     )
@@ -130,13 +131,13 @@ def select_models(runs: list[dict[str, Any]], folders: list[Path], names: list[s
 
     Raises
     ------
-    SystemExit
+    OscsimInputError
         If a run lacks one of them.
     """
     for folder, data in zip(folders, runs, strict=True):
         missing = [name for name in names if name not in data["models"]]
         if missing:
-            raise SystemExit(
+            raise OscsimInputError(
                 f"{folder} has no {', '.join(missing)} (it has {', '.join(data['models'])})"
             )
         data["models"] = {name: data["models"][name] for name in names}
@@ -155,7 +156,7 @@ def load_runs(
 
     Raises
     ------
-    SystemExit
+    OscsimInputError
         If a folder has no finished result, two folders share a seed, or their models or
         settings differ (other than the seed).
     """
@@ -165,25 +166,25 @@ def load_runs(
     if only:
         select_models(runs, folders, only)
     if len(runs) < 2:
-        raise SystemExit(f"give at least two result folders, got {len(runs)}")
+        raise OscsimInputError(f"give at least two result folders, got {len(runs)}")
     reference = runs[0]["models"]
     seeds: list[int] = []
     for folder, data in zip(folders, runs, strict=True):
         models = data["models"]
         if list(models) != list(reference):
-            raise SystemExit(
+            raise OscsimInputError(
                 f"{folder} has models {list(models)}, {folders[0]} has {list(reference)}"
             )
         for name, entry in models.items():
             for key in SHARED_SETTINGS:
                 if entry[key] != reference[name][key]:
-                    raise SystemExit(
+                    raise OscsimInputError(
                         f"{folder} trained {name} with {key} = {entry[key]!r}, "
                         f"{folders[0]} with {reference[name][key]!r}"
                     )
         seed = _seed_of(data)
         if seed in seeds:
-            raise SystemExit(f"seed {seed} appears twice ({folder})")
+            raise OscsimInputError(f"seed {seed} appears twice ({folder})")
         seeds.append(seed)
     return runs
 
@@ -285,7 +286,9 @@ def render_table(system: str, summary: dict[str, Any], horizon: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Pool the seeds; see the module docstring."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=f"oscsim experiment {__name__.rsplit('.', 1)[-1]}", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("folders", nargs="+", type=Path, help="forecast_table --out folders")
     parser.add_argument("--system", required=True)
     parser.add_argument("--out", type=Path, required=True)
@@ -324,7 +327,3 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(table)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

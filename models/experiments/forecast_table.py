@@ -1,6 +1,6 @@
 """Forecasting table: NWM-2D against coRNN and an LSTM, same data, same budget, same run.
 
-    python -m models.experiments.forecast_table --steps 800 --ode-steps 200 --out results/forecast
+    oscsim experiment forecast_table --steps 800 --ode-steps 200 --out results/forecast
 
 For every Hamiltonian system (mass-spring, pendulum, two-body) it trains each model with the
 trainer of ``oscsim train`` (same number of optimiser steps, batch and learning rate), takes
@@ -36,32 +36,33 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch import nn
-
-from models.equivariance import estimate_wave_velocity
-from models.figures import (
+from oscsim.models.equivariance import estimate_wave_velocity
+from oscsim.models.figures import (
     error_curves_figure,
     forecast_frames_figure,
     latent_movie,
     latent_strip_figure,
 )
-from models.forecast import (
+from oscsim.models.forecast import (
     FAMILY_OPTIONS,
     FORECAST_MODELS,
     Forecaster,
     OscillatorForecaster,
     latent_dataset,
 )
-from models.forecast_tasks import (
+from oscsim.models.forecast_tasks import (
     HAMILTONIAN_TASKS,
     TASK_OPTIONS,
     FrameForecastTask,
     per_step_mse,
     valid_prediction_time,
 )
-from models.runs import build_run
-from models.sequence import count_parameters
-from models.training import RunConfig, Trainer, load_checkpoint, to_device
+from oscsim.models.runs import build_run
+from oscsim.models.sequence import count_parameters
+from oscsim.models.training import RunConfig, Trainer, load_checkpoint, to_device
+from torch import nn
+
+from oscsim import OscsimInputError
 from oscsim.atomic import write_text_atomic
 from oscsim.config import _parse_value
 from oscsim.io import write_trajectory
@@ -91,7 +92,7 @@ def parse_options(items: list[str] | None) -> dict[str, Any]:
     for item in items or []:
         key, sep, text = item.partition("=")
         if not sep:
-            raise SystemExit(f"--set expects key=value or model:key=value, got {item!r}")
+            raise OscsimInputError(f"--set expects key=value or model:key=value, got {item!r}")
         options[key.strip()] = _parse_value(text.strip())
     return options
 
@@ -109,16 +110,18 @@ def options_for(model: str, shared: dict[str, Any]) -> dict[str, Any]:
     targeted = {key: value for key, value in shared.items() if ":" in key}
     unknown = sorted(set(plain) - known)
     if unknown:
-        raise SystemExit(f"--set: unknown option(s) {unknown}; known: {', '.join(sorted(known))}")
+        raise OscsimInputError(
+            f"--set: unknown option(s) {unknown}; known: {', '.join(sorted(known))}"
+        )
     for key in sorted(targeted):
         target, _, option = key.partition(":")
         if target not in FORECAST_MODELS:
-            raise SystemExit(
+            raise OscsimInputError(
                 f"--set {key}: unknown model {target!r}; choose one of {', '.join(FORECAST_MODELS)}"
             )
         family_options = FAMILY_OPTIONS[FORECAST_MODELS[target]["family"]]
         if option not in family_options:
-            raise SystemExit(
+            raise OscsimInputError(
                 f"--set {key}: {option!r} is not an option of {target}; its options: "
                 f"{', '.join(sorted(family_options))}"
             )
@@ -162,7 +165,7 @@ def train_or_reuse(run: RunConfig) -> dict[str, Any]:
 
     Raises
     ------
-    SystemExit
+    OscsimInputError
         If the folder holds a run with other settings (model options, learning rate, …):
         reusing it would put a different model in the table.
     """
@@ -175,7 +178,7 @@ def train_or_reuse(run: RunConfig) -> dict[str, Any]:
             changed = sorted(
                 k for k in wanted.keys() | stored.keys() if stored.get(k) != wanted.get(k)
             )
-            raise SystemExit(
+            raise OscsimInputError(
                 f"{folder} holds a run with other settings ({', '.join(changed)}: "
                 f"{[stored.get(k) for k in changed]} there, {[wanted.get(k) for k in changed]} "
                 "asked); pass another --runs folder"
@@ -272,7 +275,7 @@ def latent_report(
         "wave_speed_method": "cross-correlation of time-differenced latent fields",
     }
     try:
-        import analysis
+        from oscsim import analysis
 
         wave_report = getattr(analysis, "wave_report", None)
     except ImportError:
@@ -453,7 +456,9 @@ def write_table(out: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Train, score and draw; see the module docstring."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=f"oscsim experiment {__name__.rsplit('.', 1)[-1]}", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--systems", nargs="+", default=list(HAMILTONIAN_TASKS))
     parser.add_argument("--models", nargs="+", default=["nwm2d", "cornn", "lstm"])
     parser.add_argument(
@@ -487,7 +492,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {system} done in {(time.time() - started) / 60:.1f} min", flush=True)
         print(write_table(args.out), flush=True)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

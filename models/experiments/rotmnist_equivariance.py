@@ -1,6 +1,6 @@
 """Rotating MNIST: forecast a turning digit, then rotate it by shifting the latent wave.
 
-    python -m models.experiments.rotmnist_equivariance --steps 1500 --out results/forecast/rotmnist
+    oscsim experiment rotmnist_equivariance --steps 1500 --out results/forecast/rotmnist
 
 Trains the autoregressive NWM-2D (and, with ``--models``, baselines under the same budget)
 on rotating MNIST with the trainer of ``oscsim train``; scores the test forecast (per-step
@@ -23,9 +23,8 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from models.equivariance import equivariance_test, estimate_wave_velocity
-from models.experiments.forecast_table import (
+from oscsim.models.equivariance import equivariance_test, estimate_wave_velocity
+from oscsim.models.experiments.forecast_table import (
     TABLE_HEADER,
     _row,
     latent_report,
@@ -36,17 +35,21 @@ from models.experiments.forecast_table import (
     score,
     train_or_reuse,
 )
-from models.figures import equivariance_figure, error_curves_figure, forecast_frames_figure
-from models.forecast import AutoregressiveForecaster
-from models.forecast_tasks import RotatingMnistForecastTask
-from models.sequence import count_parameters
-from models.training import RunConfig
+from oscsim.models.figures import equivariance_figure, error_curves_figure, forecast_frames_figure
+from oscsim.models.forecast import AutoregressiveForecaster
+from oscsim.models.forecast_tasks import RotatingMnistForecastTask
+from oscsim.models.sequence import count_parameters
+from oscsim.models.training import RunConfig
+
+from oscsim import OscsimInputError
 from oscsim.atomic import write_text_atomic
 
 
 def main(argv: list[str] | None = None) -> int:
     """Train, score, shift and draw; see the module docstring."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=f"oscsim experiment {__name__.rsplit('.', 1)[-1]}", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--models", nargs="+", default=["nwm2d"])
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -63,14 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if "nwm2d" not in args.models:
-        raise SystemExit("--models must include nwm2d (the equivariance test runs on it)")
+        raise OscsimInputError("--models must include nwm2d (the equivariance test runs on it)")
     torch.set_num_threads(args.threads)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     shared = parse_options(args.set)
     started = time.time()
     results: dict[str, Any] = {
-        "command": "python -m models.experiments.rotmnist_equivariance",
+        "command": "oscsim experiment rotmnist_equivariance",
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "models": {},
     }
@@ -191,7 +194,3 @@ def main(argv: list[str] | None = None) -> int:
     write_text_atomic(json.dumps(results, indent=2), out / "results.json")
     print(table)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,7 +1,7 @@
 """Collect sequence-task runs into the README's results table.
 
-    python -m models.experiments.sequence_table runs/smnist-nwm2d-s0 runs/adding500-nwm2d-s*
-    python -m models.experiments.sequence_table results/sequence/bias_uniform/adding500-*.json \
+    oscsim experiment sequence_table runs/smnist-nwm2d-s0 runs/adding500-nwm2d-s*
+    oscsim experiment sequence_table results/sequence/bias_uniform/adding500-*.json \
         --figure adding.png
 
 Each argument is a run folder written by ``oscsim train`` or the ``metrics.json`` summary
@@ -33,8 +33,7 @@ def adding_curves_figure(summaries: list[dict[str, Any]], path: Path) -> Path:
     """
     from matplotlib import colormaps
     from matplotlib.figure import Figure
-
-    from models.figures import save_figure  # imported only when drawing
+    from oscsim.models.figures import save_figure  # imported only when drawing
 
     labels = sorted({model_label(s) for s in summaries})
     colours = {label: colormaps["tab10"](i) for i, label in enumerate(labels)}
@@ -106,7 +105,9 @@ def adding_rows(summaries: list[dict[str, Any]]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Print the markdown tables for the given run folders."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=f"oscsim experiment {__name__.rsplit('.', 1)[-1]}", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("runs", nargs="+", type=Path, help="run folders or metrics.json files")
     parser.add_argument("--figure", type=Path, help="draw the adding runs' validation curves here")
     args = parser.parse_args(argv)
@@ -127,7 +128,3 @@ def main(argv: list[str] | None = None) -> int:
         if args.figure is not None:
             print(f"\nfigure: {adding_curves_figure(adding, args.figure)}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
