@@ -432,7 +432,7 @@ class LatentODEForecaster(OscillatorForecaster):
         return state[:, 0], state[:, 1]
 
     def latents(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        from oscsim.integrate import integrate
+        from oscsim import integrate
 
         self._check_frames(frames)
         total = frames.shape[1]

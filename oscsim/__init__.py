@@ -17,19 +17,19 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from oscsim.config import SimulationConfig, load_config, parse_config
-    from oscsim.integrate import Solution, integrate
+    from oscsim.integration import Solution, integrate
     from oscsim.io import read_trajectory, trajectory_dataset, write_trajectory
     from oscsim.network import OscillatorNetwork
-    from oscsim.simulate import simulate
+    from oscsim.simulation import simulate
 
 _LAZY = {
     "OscillatorNetwork": "oscsim.network",
-    "integrate": "oscsim.integrate",
-    "Solution": "oscsim.integrate",
+    "integrate": "oscsim.integration",
+    "Solution": "oscsim.integration",
     "SimulationConfig": "oscsim.config",
     "load_config": "oscsim.config",
     "parse_config": "oscsim.config",
-    "simulate": "oscsim.simulate",
+    "simulate": "oscsim.simulation",
     "read_trajectory": "oscsim.io",
     "write_trajectory": "oscsim.io",
     "trajectory_dataset": "oscsim.io",

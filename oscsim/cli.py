@@ -29,7 +29,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from oscsim.config import load_config
     from oscsim.io import write_trajectory
-    from oscsim.simulate import simulate
+    from oscsim.simulation import simulate
 
     config = load_config(args.config, args.set or [])
     out = Path(args.out or config.output.path)

@@ -17,7 +17,7 @@ from typing import Any
 from oscsim.config import parse_config
 from oscsim.io import write_trajectory
 from oscsim.linear import phase_speed
-from oscsim.simulate import simulate
+from oscsim.simulation import simulate
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from oscsim import IntegrationError, NetworkParameters, OscillatorNetwork, OscsimInputError
-from oscsim.integrate import integrate
+from oscsim.integration import integrate
 from oscsim.linear import exact_linear_solution
 from tests.helpers import ADAPTIVE_METHODS, FIXED_METHODS_WITH_ORDER, relative_error
 

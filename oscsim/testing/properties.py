@@ -59,7 +59,7 @@ def torch_solver(method: str, **options: Any) -> Solver:
     ) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
-        from oscsim.integrate import integrate
+        from oscsim.integration import integrate
         from oscsim.network import OscillatorNetwork
 
         network = OscillatorNetwork.from_parameters(params, dtype=torch.float64)

@@ -9,7 +9,7 @@ import xarray as xr
 from oscsim.config import SimulationConfig
 from oscsim.errors import OscsimInputError
 from oscsim.initial import initial_state
-from oscsim.integrate import integrate
+from oscsim.integration import integrate
 from oscsim.io import trajectory_dataset
 from oscsim.network import OscillatorNetwork
 
