@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from oscsim.parameters import NetworkParameters
@@ -110,7 +110,9 @@ def test_rk4_conserves_linear_energy_to_fourth_order(backend: str, grid: tuple[i
     assert drifts[-1] < 1e-6
 
 
-@settings(deadline=None)
+# Random kernels often have growing modes, so most draws are filtered out by `assume`
+# below; how many survive depends on where hypothesis starts, not on the code under test.
+@settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(seed=st.integers(0, 10_000), grid=st.sampled_from([(9,), (5, 6)]))
 def test_damped_linear_network_decays_at_slowest_mode_rate(
     seed: int, grid: tuple[int, ...]
