@@ -41,8 +41,10 @@ class Solution:
         One tensor per state variable, each ``(S, B, ...)`` (time first).
     names
         Names of the state variables (``("position", "velocity")`` for the network).
-    method, dt
-        How it was integrated.
+    method
+        The method it was integrated with.
+    dt
+        The step it was integrated with (``None`` where none was given).
     """
 
     times: torch.Tensor

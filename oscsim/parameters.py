@@ -37,7 +37,9 @@ import numpy as np
 from oscsim.errors import OscsimInputError
 
 COUPLINGS: tuple[str, ...] = ("local", "global", "none", "locally_connected")
+"""Names of the couplings ``⋆`` (docs/model.md)."""
 ACTIVATIONS: tuple[str, ...] = ("tanh", "identity")
+"""Names of the activations ``act``."""
 
 Coupling = Literal["local", "global", "none", "locally_connected"]
 Activation = Literal["tanh", "identity"]

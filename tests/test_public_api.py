@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-PACKAGES = ("oscsim", "oscsim.models", "oscsim.analysis")
+PACKAGES = ("oscsim", "oscsim.models", "oscsim.models.data", "oscsim.analysis")
 
 #: Submodules imported in between, so that ``PKG.X`` is checked again once the package's
 #: submodules are bound as its attributes (the state in which a lazy ``__getattr__`` that
@@ -36,6 +36,12 @@ SUBMODULES = {
         "oscsim.models.forecast",
         "oscsim.models.forecast_tasks",
         "oscsim.models.equivariance",
+    ),
+    "oscsim.models.data": (
+        "oscsim.models.data.hamiltonian",
+        "oscsim.models.data.mnist",
+        "oscsim.models.data.rotating",
+        "oscsim.models.data.sequences",
     ),
     "oscsim.analysis": (
         "oscsim.analysis.accessor",

@@ -23,6 +23,7 @@ from oscsim.fused.drive import map_inputs
 from oscsim.fused.eager import imex_sequence_eager
 
 BACKENDS: tuple[str, ...] = ("numba", "torch")
+"""Implementations behind `imex_sequence`: the Numba kernels and PyTorch operations."""
 
 __all__ = ["BACKENDS", "fused_supports", "imex_sequence", "imex_sequence_eager", "map_inputs"]
 

@@ -18,6 +18,7 @@ from oscsim.reference._inputs import INTERPOLATIONS, InputSchedule
 from oscsim.reference._tableau import EULER, RK4_THREE_EIGHTHS, ButcherTableau
 
 REFERENCE_METHODS: tuple[str, ...] = ("euler", "rk4", "imex", "dopri5")
+"""Methods of the Numba reference `solve`."""
 
 # None stands for the IMEX scheme, which is not a Runge–Kutta tableau.
 _FIXED_STEP: dict[str, ButcherTableau | None] = {
