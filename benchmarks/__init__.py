@@ -65,7 +65,9 @@ def run_benchmarks(
     start = time.perf_counter()
     for name in selected:
         module = importlib.import_module(f"oscsim.benchmarks.bench_{name}")
-        print(f"running oscsim.benchmarks.bench_{name} ({'quick' if quick else 'full'}) …", flush=True)
+        print(
+            f"running oscsim.benchmarks.bench_{name} ({'quick' if quick else 'full'}) …", flush=True
+        )
         try:
             new_rows = module.run(quick=quick)
         except Exception as error:  # noqa: BLE001 - one failing benchmark must not hide the rest
