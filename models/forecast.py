@@ -680,7 +680,7 @@ def latent_dataset(
     seed: int = 0,
     **attrs: Any,
 ) -> Any:
-    """The latent position and velocity fields of ``model`` on ``frames`` as a DESIGN §3 dataset.
+    """The latent position and velocity of ``model`` on ``frames`` as a trajectory dataset.
 
     Parameters
     ----------

@@ -70,7 +70,7 @@ class Solution:
         return self["velocity"]
 
     def to_dataset(self, **attrs: Any) -> Any:
-        """The trajectory as an `xarray.Dataset` (DESIGN §3); ``attrs`` are added to it."""
+        """The trajectory as an `xarray.Dataset` (docs/formats.md); ``attrs`` are added to it."""
         from oscsim.io import trajectory_dataset
 
         return trajectory_dataset(

@@ -61,7 +61,7 @@ def _as_per_channel(name: str, value: float | np.ndarray, channels: int) -> np.n
 
 @dataclass(frozen=True, eq=False)
 class NetworkParameters:
-    """Every number that defines an oscillator network (DESIGN §1), as float64 arrays.
+    """Every number that defines an oscillator network (docs/model.md), as float64 arrays.
 
     Parameters
     ----------

@@ -159,7 +159,7 @@ def test_page_examples_run(
         if block.lang not in PYTHON | SHELL:
             continue
         if marker == "expensive":
-            skipped.append(f"{where}: marked <!-- expensive --> (minutes to hours of work), not run")
+            skipped.append(f"{where}: marked expensive (minutes to hours of work), not run")
             continue
         if block.lang in PYTHON:
             try:

@@ -118,7 +118,7 @@ def solve(
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Integrate an oscillator network in float64 with a Numba reference solver.
 
-    The system (DESIGN §1), for position ``y`` and velocity ``z`` of shape ``(B, C, *grid)``:
+    The system (docs/model.md), for position ``y`` and velocity ``z`` of shape ``(B, C, *grid)``:
 
     .. math::
 
