@@ -1,4 +1,4 @@
-"""Sessions in the order CI runs them: lint, tests, then demo and bench.
+"""Sessions in the order CI runs them: lint, tests, then demo, docs and bench.
 
 torch is pinned to 2.13.0 here (a CPU build that pip finds on this machine's disk); the
 package itself accepts any torch >= 2.2.
@@ -14,7 +14,7 @@ nox.options.reuse_existing_virtualenvs = True
 PYTHON = "3.11"
 TORCH = "torch==2.13.0"
 #: Python code that lint checks (Markdown code blocks are examples, not checked).
-CODE = ("oscsim", "models", "analysis", "benchmarks", "tests", "noxfile.py")
+CODE = ("oscsim", "models", "analysis", "benchmarks", "tests", "docs/hooks", "noxfile.py")
 
 
 def _install(session: nox.Session, extras: str = "") -> None:
@@ -44,6 +44,15 @@ def demo(session: nox.Session) -> None:
     """The main job: simulate, analyse and draw a traveling wave (`oscsim demo`)."""
     _install(session)
     session.run("oscsim", "demo", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """The documentation site (MkDocs) into site/, offline, with warnings as errors."""
+    _install(session, "[docs]")
+    session.run(
+        "mkdocs", "build", "--strict", "--site-dir", "site", env={"NO_MKDOCS_2_WARNING": "1"}
+    )
 
 
 @nox.session(python=PYTHON)

@@ -1,4 +1,4 @@
-"""Wave and phase analysis of recordings on a ring or a torus (DESIGN §4).
+"""Wave and phase analysis of recordings on a ring or a torus (docs/guide/analyze.md).
 
 Works on any `xarray.DataArray` with a ``time`` dimension and spatial dims ``x`` (ring)
 or ``y, x`` (torus); other dims (``sample``, ``channel``, …) broadcast. Never imports

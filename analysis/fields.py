@@ -1,4 +1,4 @@
-"""Wave quantities at every (time, cell) point (DESIGN §4), as xarray objects.
+"""Wave quantities at every (time, cell) point (docs/guide/analyze.md), as xarray objects.
 
 Each function takes the real signal ``s`` — a DataArray with a ``time`` dimension and
 spatial dims ``x`` (ring) or ``y, x`` (torus), any other dims broadcasting — or the complex
@@ -169,9 +169,9 @@ def analytic_signal(data: xr.DataArray, *, band: tuple[float, float] | None = No
     --------
     >>> import numpy as np, xarray as xr
     >>> t = np.arange(200) * 0.1
-    >>> s = xr.DataArray(np.cos(2.0 * t)[:, None] * np.ones(8), dims=("time", "x"),
+    >>> s = xr.DataArray(np.cos(2.0 * t)[:, None] * np.ones(16), dims=("time", "x"),
     ...                  coords={"time": t})
-    >>> float(abs(analytic_signal(s)).sel(time=10.0).mean().round(2))
+    >>> float(abs(analytic_signal(s)).sel(time=10.0).mean().round(1))
     1.0
     """
     info, arr = _setup(data, band=band)

@@ -146,7 +146,7 @@ def analyze_dataset(
     window: int | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Analyse one variable of a trajectory (DESIGN §3) and optionally write the results.
+    """Analyse one variable of a trajectory (docs/formats.md) and optionally write the results.
 
     Parameters
     ----------

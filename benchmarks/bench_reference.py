@@ -1,8 +1,8 @@
 """Benchmark: the Numba reference solver (`oscsim.reference`) against NumPy and SciPy.
 
 Problem (issue 3): a ``local`` network on a 128×128 torus, one channel, 3×3 kernels, tanh,
-``rk4`` (the 3/8 rule) with dt = 0.01 for 10 000 steps, one sample, float64 — the default
-network of DESIGN §5 (a Laplacian coupling of positions) from a Gaussian bump. Rows:
+``rk4`` (the 3/8 rule) with dt = 0.01 for 10 000 steps, one sample, float64 — the example
+network of docs/formats.md (a Laplacian coupling of positions) from a Gaussian bump. Rows:
 
 - Numba ``rk4`` against the same RK4 written in plain NumPy with ``np.roll`` stencils
   (`benchmarks.numpy_rk4`). Both run the same trajectory in alternating chunks, so that
@@ -54,12 +54,12 @@ TARGET_SOLVE_IVP = 20.0
 _TOLERANCES = (1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11)
 
 
-# The default network of DESIGN §5: a discrete Laplacian for K_y, no velocity coupling.
+# The example network of docs/formats.md: a discrete Laplacian for K_y, no velocity coupling.
 LAPLACIAN = np.array([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
 
 def _problem(size: int, batch: int = 1) -> tuple[NetworkParameters, np.ndarray, np.ndarray]:
-    """The benchmark network (DESIGN §5's default: Laplacian K_y, zero K_z, γ = 1, ε = 0.1,
+    """The benchmark network (docs/formats.md's example: Laplacian K_y, zero K_z, γ = 1, ε = 0.1,
     tanh) on a ``size × size`` torus, from a Gaussian bump of width ``size/16`` cells."""
     params = NetworkParameters(
         grid=(size, size), channels=1, coupling="local",

@@ -112,7 +112,7 @@ def estimate_wave_velocity(
     -----
     This is the translation that best maps one frame onto the next (least squares on the
     differenced fields), the quantity a shift of the latent needs. It is not the phase
-    velocity of DESIGN §4 (`analysis.wave_report`): for a single plane wave every
+    velocity of docs/guide/analyze.md (`analysis.wave_report`): for a single plane wave every
     translation along the wave fronts fits equally well, and one of them is returned.
     """
     a = (

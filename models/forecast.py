@@ -40,7 +40,6 @@ from oscsim.solvers.fused_dispatch import run_imex
 FEEDBACK_MODES = ("none", "prediction")
 DECODER_OUTPUTS = ("sigmoid", "linear")
 
-#: Model names of the forecasting tasks → family and oscillator coupling.
 FORECAST_MODELS: dict[str, dict[str, str]] = {
     "nwm2d": {"family": "autoregressive", "coupling": "local"},
     "cornn": {"family": "autoregressive", "coupling": "global"},
@@ -48,6 +47,7 @@ FORECAST_MODELS: dict[str, dict[str, str]] = {
     "cornn_ode": {"family": "latent_ode", "coupling": "global"},
     "lstm": {"family": "lstm", "coupling": "none"},
 }
+"""Model names of the forecasting tasks → family and oscillator coupling."""
 
 
 def _check_frame_shape(frame_shape: Sequence[int]) -> tuple[int, int, int]:
@@ -72,6 +72,8 @@ class ConvEncoder(nn.Module):
     width
         Channels of the first convolution (the others have ``2·width``).
 
+    Notes
+    -----
     Input ``(N, C, R, R)``, output ``(N, F)``.
     """
 
@@ -111,6 +113,8 @@ class ConvDecoder(nn.Module):
         background; on a black one (MNIST) it saturates towards 0 early in training and
         the gradient vanishes, so those frames use ``"linear"``.
 
+    Notes
+    -----
     Input ``(N, latent_size)``, output ``(N, C, R, R)``.
     """
 
@@ -264,6 +268,8 @@ class AutoregressiveForecaster(OscillatorForecaster):
     seed
         Seed of the coupling kernels.
 
+    Notes
+    -----
     ``forward(frames (B, T, C, R, R)) → (B, T−1, C, R, R)``: the prediction of frame ``n+1``
     is decoded from the position after the ``imex`` step that read frame ``n``.
     """
@@ -373,6 +379,8 @@ class LatentODEForecaster(OscillatorForecaster):
     rtol, atol
         Tolerances of adaptive methods.
 
+    Notes
+    -----
     ``forward(frames (B, T, C, R, R)) → (B, T−1, C, R, R)``: frame ``k`` is decoded from
     the position at frame time ``k`` (model time ``k·dt``).
     """
@@ -672,7 +680,7 @@ def latent_dataset(
     seed: int = 0,
     **attrs: Any,
 ) -> Any:
-    """The latent position and velocity fields of ``model`` on ``frames`` as a DESIGN §3 dataset.
+    """The latent position and velocity of ``model`` on ``frames`` as a trajectory dataset.
 
     Parameters
     ----------

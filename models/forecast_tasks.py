@@ -37,6 +37,7 @@ VPT_THRESHOLD = 0.025
 
 HAMILTONIAN_TASKS = ("mass_spring", "pendulum", "two_body")
 FORECAST_TASKS = ("rotmnist", *HAMILTONIAN_TASKS)
+"""Names of the forecasting tasks (``oscsim train TASK``)."""
 #: ``--set`` keys that configure the task rather than the model.
 TASK_OPTIONS = ("observed", "horizon", "n_train", "n_eval")
 

@@ -123,6 +123,8 @@ class OscillatorSequenceModel(nn.Module):
     seed
         Seed of the core's kernels.
 
+    Notes
+    -----
     Input ``(B, T, F)`` (batch first); output ``(B, output_size)`` from the position after
     the last step. The input map has no bias: the network's bias ``b`` plays that part.
     """
@@ -175,7 +177,6 @@ class LSTMSequenceModel(nn.Module):
         return self.readout(hidden[-1])
 
 
-#: Model families of the sequence tasks and their cores (dt, γ, ε come from the task).
 SEQUENCE_MODELS: dict[str, dict[str, object]] = {
     "nwm2d": {"grid": (16, 16), "coupling": "local", "kernel_size": 3},
     "nwm1d": {"grid": (256,), "coupling": "local", "kernel_size": 3},
@@ -183,6 +184,7 @@ SEQUENCE_MODELS: dict[str, dict[str, object]] = {
     "uncoupled": {"grid": (16, 16), "coupling": "none"},
     "lstm": {},
 }
+"""Model families of the sequence tasks and their cores (dt, γ, ε come from the task)."""
 
 
 def build_sequence_model(

@@ -200,6 +200,7 @@ class AddingTask(Task):
 
 
 SEQUENCE_TASKS = ("smnist", "psmnist", "adding")
+"""Names of the sequence tasks (``oscsim train TASK``)."""
 
 
 def build_task(

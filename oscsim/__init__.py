@@ -14,6 +14,7 @@ from oscsim.errors import IntegrationError, OscsimInputError, OscsimWarning
 from oscsim.parameters import ACTIVATIONS, COUPLINGS, NetworkParameters
 
 __version__ = "0.1.0"
+"""The package version."""
 
 if TYPE_CHECKING:
     from oscsim.config import SimulationConfig, load_config, parse_config

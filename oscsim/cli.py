@@ -1,4 +1,4 @@
-"""The ``oscsim`` command line (DESIGN §6).
+"""The ``oscsim`` command line (docs/getting-started.md#command-line).
 
 Bad input exits with status 2 and one line on stderr, any other failure with status 1;
 ``--debug`` shows the traceback instead.
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_cmd_demo)
 
     sim = sub.add_parser("simulate", help="integrate a TOML configuration, write a trajectory")
-    sim.add_argument("config", help="TOML configuration (DESIGN §5)")
+    sim.add_argument("config", help="TOML configuration (docs/formats.md#configuration)")
     sim.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override, e.g. network.gamma=0.5"
     )

@@ -1,4 +1,4 @@
-"""Simulation configuration (DESIGN §5): TOML in, validated frozen dataclasses out.
+"""Simulation configuration (docs/formats.md): TOML in, validated frozen dataclasses out.
 
 Every key is declared once in `SCHEMA` with its type, default and rule; unknown keys,
 wrong types and disallowed values are refused with a message that names the key and what

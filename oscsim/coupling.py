@@ -1,4 +1,4 @@
-"""Coupling operators ``K ⋆ x`` between oscillators (DESIGN §1).
+"""Coupling operators ``K ⋆ x`` between oscillators (docs/model.md#couplings).
 
 Each coupling is a small `torch.nn.Module` mapping a state of shape ``(B, C, *grid)`` to a
 tensor of the same shape. ``none`` has no module: the network skips the term.

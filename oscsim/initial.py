@@ -1,4 +1,4 @@
-"""Initial states of ``[initial]`` (DESIGN §5), as float64 arrays ``(B, C, *grid)``."""
+"""Initial states of ``[initial]`` (docs/formats.md), as float64 arrays ``(B, C, *grid)``."""
 
 from __future__ import annotations
 

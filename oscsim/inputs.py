@@ -1,4 +1,4 @@
-"""Sampled input sequences as functions of continuous time (DESIGN §1, "Inputs").
+"""Sampled input sequences as functions of continuous time (docs/model.md, "Inputs").
 
 A sequence ``u[0..T-1]`` sampled at times ``s_n`` becomes ``u(t)`` by zero-order hold
 (``u(t) = u[n]`` on ``[s_n, s_{n+1})``) or by linear interpolation; before ``s_0`` and after

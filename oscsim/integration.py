@@ -41,8 +41,10 @@ class Solution:
         One tensor per state variable, each ``(S, B, ...)`` (time first).
     names
         Names of the state variables (``("position", "velocity")`` for the network).
-    method, dt
-        How it was integrated.
+    method
+        The method it was integrated with.
+    dt
+        The step it was integrated with (``None`` where none was given).
     """
 
     times: torch.Tensor
@@ -68,7 +70,7 @@ class Solution:
         return self["velocity"]
 
     def to_dataset(self, **attrs: Any) -> Any:
-        """The trajectory as an `xarray.Dataset` (DESIGN §3); ``attrs`` are added to it."""
+        """The trajectory as an `xarray.Dataset` (docs/formats.md); ``attrs`` are added to it."""
         from oscsim.io import trajectory_dataset
 
         return trajectory_dataset(

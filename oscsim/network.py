@@ -1,4 +1,4 @@
-"""The oscillator network as a vector field ``f(t, (position, velocity))`` (DESIGN §1).
+"""The oscillator network as a vector field ``f(t, (position, velocity))`` (docs/model.md).
 
     dy/dt = z
     dz/dt = act(K_y ⋆ y + K_z ⋆ z + D(u(t)) + b) − γ·y − ε·z

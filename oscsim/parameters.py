@@ -37,7 +37,9 @@ import numpy as np
 from oscsim.errors import OscsimInputError
 
 COUPLINGS: tuple[str, ...] = ("local", "global", "none", "locally_connected")
+"""Names of the couplings ``⋆`` (docs/model.md)."""
 ACTIVATIONS: tuple[str, ...] = ("tanh", "identity")
+"""Names of the activations ``act``."""
 
 Coupling = Literal["local", "global", "none", "locally_connected"]
 Activation = Literal["tanh", "identity"]
@@ -59,7 +61,7 @@ def _as_per_channel(name: str, value: float | np.ndarray, channels: int) -> np.n
 
 @dataclass(frozen=True, eq=False)
 class NetworkParameters:
-    """Every number that defines an oscillator network (DESIGN §1), as float64 arrays.
+    """Every number that defines an oscillator network (docs/model.md), as float64 arrays.
 
     Parameters
     ----------

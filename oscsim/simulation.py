@@ -1,4 +1,4 @@
-"""Run a validated configuration: network + initial state → integrate → DESIGN §3 dataset."""
+"""Run a validated configuration: network + initial state → integrate → trajectory dataset."""
 
 from __future__ import annotations
 

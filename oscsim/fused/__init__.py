@@ -1,6 +1,6 @@
 """The fused `imex` recurrence: a whole sequence in one call, forward and backward.
 
-`imex_sequence` runs the scheme of DESIGN §1 over every step of a drive sequence as one
+`imex_sequence` runs the scheme of docs/model.md over every step of a drive sequence as one
 `torch.autograd.Function` with a hand-derived adjoint, instead of one small PyTorch graph
 per step. Implementations, chosen by device and coupling:
 
@@ -23,6 +23,7 @@ from oscsim.fused.drive import map_inputs
 from oscsim.fused.eager import imex_sequence_eager
 
 BACKENDS: tuple[str, ...] = ("numba", "torch")
+"""Implementations behind `imex_sequence`: the Numba kernels and PyTorch operations."""
 
 __all__ = ["BACKENDS", "fused_supports", "imex_sequence", "imex_sequence_eager", "map_inputs"]
 
@@ -70,7 +71,7 @@ def imex_sequence(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the `imex` scheme over a whole drive sequence in one fused call.
 
-    For n = 0..T−1 (DESIGN §1, the coRNN scheme)::
+    For n = 0..T−1 (the coRNN scheme, docs/model.md#the-imex-scheme)::
 
         z[n+1] = z[n] + dt·(act(K_y⋆y[n] + K_z⋆z[n] + drive[n] + b) − γ·y[n] − ε·z[n])
         y[n+1] = y[n] + dt·z[n+1]

@@ -6,7 +6,7 @@ shape ``(C, C, 0, 0)``, which skips the coupling term. Samples are independent: 
 points take a slice of the batch and release the GIL, and `run_batched` runs slices on
 threads.
 
-Forward, for n = 0..T−1 (DESIGN §1)::
+Forward, for n = 0..T−1 (docs/model.md#the-imex-scheme)::
 
     h      = act(K_y⋆y[n] + K_z⋆z[n] + drive[n] + b)
     z[n+1] = z[n] + dt·(h − γ·y[n] − ε·z[n])

@@ -18,6 +18,7 @@ from oscsim.reference._inputs import INTERPOLATIONS, InputSchedule
 from oscsim.reference._tableau import EULER, RK4_THREE_EIGHTHS, ButcherTableau
 
 REFERENCE_METHODS: tuple[str, ...] = ("euler", "rk4", "imex", "dopri5")
+"""Methods of the Numba reference `solve`."""
 
 # None stands for the IMEX scheme, which is not a Runge–Kutta tableau.
 _FIXED_STEP: dict[str, ButcherTableau | None] = {
@@ -117,7 +118,7 @@ def solve(
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Integrate an oscillator network in float64 with a Numba reference solver.
 
-    The system (DESIGN §1), for position ``y`` and velocity ``z`` of shape ``(B, C, *grid)``:
+    The system (docs/model.md), for position ``y`` and velocity ``z`` of shape ``(B, C, *grid)``:
 
     .. math::
 
