@@ -175,13 +175,23 @@ class LSTMSequenceModel(nn.Module):
         return self.readout(hidden[-1])
 
 
-#: Model families of the sequence tasks and their cores (dt, γ, ε come from the task).
+#: Model families of the ``oscsim`` preset and their cores (dt, γ, ε come from the task).
 SEQUENCE_MODELS: dict[str, dict[str, object]] = {
     "nwm2d": {"grid": (16, 16), "coupling": "local", "kernel_size": 3},
     "nwm1d": {"grid": (256,), "coupling": "local", "kernel_size": 3},
     "cornn": {"grid": (256,), "coupling": "global"},
     "uncoupled": {"grid": (16, 16), "coupling": "none"},
     "lstm": {},
+}
+#: Ways to build a model: ``reference`` (the published models, `oscsim.models.reference`)
+#: or ``oscsim`` (the earlier variant: one shared bias in the network, no input bias).
+PRESETS = ("reference", "oscsim")
+#: Options of the reference preset.
+REFERENCE_OPTIONS = {
+    "nwm2d": ("hidden", "kernel_size"),
+    "nwm1d": ("hidden", "kernel_size", "rings"),
+    "uncoupled": ("hidden",),
+    "cornn": ("hidden",),
 }
 
 
@@ -195,23 +205,52 @@ def build_sequence_model(
     epsilon: float,
     seed: int = 0,
     options: dict[str, object] | None = None,
+    hidden: int = 256,
 ) -> nn.Module:
-    """A model of `SEQUENCE_MODELS` with the task's ``dt``, ``gamma``, ``epsilon``.
+    """A sequence model by name, with the task's ``dt``, ``gamma``, ``epsilon``.
 
-    ``options`` override core fields (``grid``, ``channels``, ``kernel_size``, …) or, for
-    ``lstm``, ``hidden_size``.
+    ``options["preset"]`` picks ``"reference"`` (default; the published models, see
+    `oscsim.models.reference`; options ``hidden``, ``rings``, ``kernel_size``) or ``"oscsim"``
+    (the earlier variant of `SEQUENCE_MODELS`, whose options override `CoreSpec` fields:
+    ``grid``, ``channels``, ``kernel_size``, ``bias_init``, …). ``lstm`` takes
+    ``hidden_size``. ``hidden`` is the task's default number of oscillators.
+
+    Raises
+    ------
+    OscsimInputError
+        Unknown model, preset or option.
     """
     if name not in SEQUENCE_MODELS:
         raise OscsimInputError(
             f"unknown model {name!r}; choose one of {', '.join(SEQUENCE_MODELS)}"
         )
     options = dict(options or {})
+    preset = str(options.pop("preset", "reference"))
+    if preset not in PRESETS:
+        raise OscsimInputError(
+            f"preset={preset!r} is not known; choose one of {', '.join(PRESETS)}"
+        )
     torch.manual_seed(seed)
     if name == "lstm":
-        hidden = int(options.pop("hidden_size", 64))  # type: ignore[call-overload]
+        size = int(options.pop("hidden_size", 64))  # type: ignore[call-overload]
         if options:
             raise OscsimInputError(f"unknown lstm options {sorted(options)}; allowed: hidden_size")
-        return LSTMSequenceModel(input_size, output_size, hidden)
+        return LSTMSequenceModel(input_size, output_size, size)
+    if preset == "reference":
+        from oscsim.models.reference import ReferenceSequenceModel
+
+        allowed_reference = REFERENCE_OPTIONS[name]
+        unknown_reference = sorted(set(options) - set(allowed_reference))
+        if unknown_reference:
+            raise OscsimInputError(
+                f"unknown option(s) {unknown_reference} for the reference {name}; allowed: "
+                f"{', '.join(allowed_reference)} (or preset=oscsim for the earlier variant)"
+            )
+        settings = {key: int(value) for key, value in options.items()}  # type: ignore[call-overload]
+        settings.setdefault("hidden", hidden)
+        return ReferenceSequenceModel(
+            name, input_size, output_size, dt=dt, gamma=gamma, epsilon=epsilon, **settings
+        )
     settings: dict[str, object] = {
         **SEQUENCE_MODELS[name],
         "dt": dt,
@@ -233,5 +272,14 @@ def build_sequence_model(
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
+    """Number of trained parameters (every tensor the optimiser updates)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_weights(model: nn.Module) -> int:
+    """Trained parameters without the biases: the count the published tables give."""
+    return sum(
+        p.numel()
+        for name, p in model.named_parameters()
+        if p.requires_grad and name.rsplit(".", 1)[-1] != "bias"
+    )
