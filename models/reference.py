@@ -4,7 +4,8 @@ The ``reference`` preset of `oscsim.models.sequence.build_sequence_model`. Every
 the coRNN ``imex`` recurrence, one step per input element, from zero position ``y`` and
 velocity ``z``::
 
-    z[n+1] = z[n] + dt·(tanh(W_x·u[n] + b_x + K_y ⋆ y[n] + c_y + K_z ⋆ z[n] + c_z) − γ·y[n] − ε·z[n])
+    a[n]   = W_x·u[n] + b_x + K_y ⋆ y[n] + c_y + K_z ⋆ z[n] + c_z
+    z[n+1] = z[n] + dt·(tanh(a[n]) − γ·y[n] − ε·z[n])
     y[n+1] = y[n] + dt·z[n+1]
     output = W_o·y[T] + b_o
 
@@ -128,7 +129,8 @@ class ReferenceSequenceModel(nn.Module):
         super().__init__()
         if kind not in REFERENCE_KINDS:
             raise OscsimInputError(
-                f"kind={kind!r} is not a reference model; choose one of {', '.join(REFERENCE_KINDS)}"
+                f"kind={kind!r} is not a reference model; choose one of "
+                + ", ".join(REFERENCE_KINDS)
             )
         for name, value in (("input_size", input_size), ("output_size", output_size)):
             if value < 1:
@@ -216,7 +218,8 @@ class ReferenceSequenceModel(nn.Module):
         bias = self.input_map.bias.reshape(1, *self.grid)
         if self.kind == "uncoupled":
             return "local", self.self_feedback, self.self_feedback, bias
-        bias = bias + self.position_kernel.bias + self.velocity_kernel.bias
+        # Both kernels' biases are constants added to every cell, like the input bias.
+        bias = bias + _bias(self.position_kernel) + _bias(self.velocity_kernel)
         return (
             "local",
             self._kernel(self.position_kernel),
@@ -247,6 +250,12 @@ class ReferenceSequenceModel(nn.Module):
         """Outputs ``(B, outputs)`` from the position after the last step."""
         position, _ = self.hidden_states(x)
         return self.readout(position.flatten(1))
+
+
+def _bias(conv: nn.Conv2d) -> torch.Tensor:
+    if conv.bias is None:
+        raise OscsimInputError("the reference kernels carry a bias")
+    return conv.bias
 
 
 def published_shapes(model: ReferenceSequenceModel) -> dict[str, tuple[int, ...]]:

@@ -188,11 +188,12 @@ SEQUENCE_MODELS: dict[str, dict[str, object]] = {
 PRESETS = ("reference", "oscsim")
 #: Options of the reference preset.
 REFERENCE_OPTIONS = {
-    "nwm2d": ("hidden", "kernel_size"),
-    "nwm1d": ("hidden", "kernel_size", "rings"),
-    "uncoupled": ("hidden",),
-    "cornn": ("hidden",),
+    "nwm2d": ("hidden", "kernel_size", "dt", "gamma", "epsilon"),
+    "nwm1d": ("hidden", "kernel_size", "rings", "dt", "gamma", "epsilon"),
+    "uncoupled": ("hidden", "dt", "gamma", "epsilon"),
+    "cornn": ("hidden", "dt", "gamma", "epsilon"),
 }
+_FLOAT_OPTIONS = ("dt", "gamma", "epsilon")
 
 
 def build_sequence_model(
@@ -210,7 +211,8 @@ def build_sequence_model(
     """A sequence model by name, with the task's ``dt``, ``gamma``, ``epsilon``.
 
     ``options["preset"]`` picks ``"reference"`` (default; the published models, see
-    `oscsim.models.reference`; options ``hidden``, ``rings``, ``kernel_size``) or ``"oscsim"``
+    `oscsim.models.reference`; options ``hidden``, ``rings``, ``kernel_size``, ``dt``, ``gamma``,
+    ``epsilon``) or ``"oscsim"``
     (the earlier variant of `SEQUENCE_MODELS`, whose options override `CoreSpec` fields:
     ``grid``, ``channels``, ``kernel_size``, ``bias_init``, …). ``lstm`` takes
     ``hidden_size``. ``hidden`` is the task's default number of oscillators.
@@ -246,11 +248,11 @@ def build_sequence_model(
                 f"unknown option(s) {unknown_reference} for the reference {name}; allowed: "
                 f"{', '.join(allowed_reference)} (or preset=oscsim for the earlier variant)"
             )
-        settings = {key: int(value) for key, value in options.items()}  # type: ignore[call-overload]
-        settings.setdefault("hidden", hidden)
-        return ReferenceSequenceModel(
-            name, input_size, output_size, dt=dt, gamma=gamma, epsilon=epsilon, **settings
-        )
+        coefficients = {"dt": dt, "gamma": gamma, "epsilon": epsilon}
+        coefficients.update({k: float(options.pop(k)) for k in _FLOAT_OPTIONS if k in options})  # type: ignore[arg-type]
+        sizes = {key: int(value) for key, value in options.items()}  # type: ignore[call-overload]
+        sizes.setdefault("hidden", hidden)
+        return ReferenceSequenceModel(name, input_size, output_size, **coefficients, **sizes)
     settings: dict[str, object] = {
         **SEQUENCE_MODELS[name],
         "dt": dt,

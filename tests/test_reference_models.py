@@ -10,19 +10,18 @@ fused kernel; agreement within float64 rounding (1e-10 on outputs of order 1 aft
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-
-from oscsim.errors import OscsimInputError
 from oscsim.models.reference import (
     PUBLISHED_LAYOUTS,
     ReferenceSequenceModel,
     load_published_state,
 )
 from oscsim.models.sequence import build_sequence_model, count_parameters, count_weights
+
+from oscsim.errors import OscsimInputError
 
 DT, GAMMA, EPSILON = 0.076, 0.4, 8.0
 
