@@ -10,6 +10,7 @@ fused kernel; agreement within float64 rounding (1e-10 on outputs of order 1 aft
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,8 +20,10 @@ from oscsim.models.reference import (
     ReferenceSequenceModel,
     load_published_state,
 )
+from oscsim.models.runs import model_from_checkpoint
 from oscsim.models.sequence import build_sequence_model, count_parameters, count_weights
 
+from oscsim.cli import main
 from oscsim.errors import OscsimInputError
 
 DT, GAMMA, EPSILON = 0.076, 0.4, 8.0
@@ -55,8 +58,14 @@ def published_state(kind: str, inputs: int, outputs: int, hidden: int, *, seed: 
     }
 
 
-def published_forward(kind: str, state: dict, x: torch.Tensor) -> torch.Tensor:
+def published_forward(
+    kind: str,
+    state: dict,
+    x: torch.Tensor,
+    coefficients: tuple[float, float, float] = (DT, GAMMA, EPSILON),
+) -> torch.Tensor:
     """The published recurrence, step by step: ``x`` (T, B, F) → (B, outputs)."""
+    dt, gamma, epsilon = coefficients
     n = state["readout.weight"].shape[1]
     side = math.isqrt(n)
     hy = x.new_zeros(x.shape[1], n)
@@ -79,8 +88,8 @@ def published_forward(kind: str, state: dict, x: torch.Tensor) -> torch.Tensor:
                 pre = pre + hz + hy
             else:
                 pre = pre + conv("Wz", hz) + conv("Wy", hy)
-        hz = hz + DT * (torch.tanh(pre) - GAMMA * hy - EPSILON * hz)
-        hy = hy + DT * hz
+        hz = hz + dt * (torch.tanh(pre) - gamma * hy - epsilon * hz)
+        hy = hy + dt * hz
     return F.linear(hy, state["readout.weight"], state["readout.bias"])
 
 
@@ -184,3 +193,82 @@ def test_a_state_dict_of_another_layout_is_refused_naming_the_keys() -> None:
     wrong = published_state("nwm2d", 1, 10, 121)
     with pytest.raises(OscsimInputError, match="cell.Wx.weight has shape"):
         load_published_state(model, wrong)
+
+
+# ----------------------------------------------------------------------------------------
+# oscsim import-reference
+
+
+def _published_file(tmp_path: Path, kind: str, inputs: int, outputs: int, hidden: int) -> Path:
+    # As the published code holds it: float32 tensors, PyTorch's default scale (±1/sqrt(fan_in)).
+    state = published_state(kind, inputs, outputs, hidden, seed=5)
+    fan_in = {"cell.Wx.weight": inputs, "cell.i2h.weight": inputs + 2 * hidden}
+    scaled = {}
+    for key, value in state.items():
+        fan = fan_in.get(key, value.shape[-1] if value.dim() > 1 else 9)
+        scaled[key] = (value / math.sqrt(fan)).float()
+    path = tmp_path / f"{kind}.pt"
+    torch.save(scaled, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("task", "kind", "hidden", "inputs", "outputs", "steps"),
+    [
+        ("psmnist", "nwm2d", 256, 1, 10, 784),
+        ("smnist", "nwm1d", 256, 1, 10, 784),
+        ("adding", "cornn", 128, 2, 1, 500),
+    ],
+)
+def test_import_reference_gives_the_published_outputs_in_float32(
+    tmp_path: Path, capsys, task: str, kind: str, hidden: int, inputs: int, outputs: int, steps: int
+) -> None:
+    source = _published_file(tmp_path, kind, inputs, outputs, hidden)
+    checkpoint = tmp_path / "imported.pt"
+    args = ["import-reference", str(source), "--task", task, "--model", kind]
+    assert main([*args, "--out", str(checkpoint)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([source.name, checkpoint.name])
+    run, _, model, _ = model_from_checkpoint(checkpoint)
+    assert run.model_options["preset"] == "reference"
+    x = torch.rand(
+        4, steps, inputs, generator=torch.Generator().manual_seed(2), dtype=torch.float32
+    )
+    state64 = {k: v.double() for k, v in torch.load(source, weights_only=True).items()}
+    # The task's published dt, γ, ε (PAPER.md's table).
+    coefficients = {"psmnist": (0.076, 0.4, 8.0), "smnist": (0.042, 2.7, 4.7)}.get(
+        task, (0.016, 94.5, 9.5)
+    )
+    expected = published_forward(kind, state64, x.double().transpose(0, 1), coefficients)
+    with torch.no_grad():
+        got = model(x)
+    assert got.dtype == torch.float32 and got.shape == (4, outputs)
+    # float32 against the float64 recurrence: rounding of order 1e-7 per step, damped by the
+    # oscillators, stays below 1e-5 over 784 steps (measured: about 1e-6).
+    error = float((got.double() - expected).abs().max())
+    print(f"{task}/{kind}: max |float32 import − float64 published| = {error:.2e}")
+    assert error < 1e-5
+    assert main(["evaluate", str(checkpoint), "--limit", "20"]) == 0
+    assert '"accuracy"' in capsys.readouterr().out or task == "adding"
+
+
+def test_import_reference_refuses_another_layout_and_unsafe_files(tmp_path: Path, capsys) -> None:
+    source = _published_file(tmp_path, "nwm2d", 2, 1, 256)
+    out = tmp_path / "out.pt"
+    base = ["import-reference", "--task", "adding", "--out", str(out)]
+    # An NWM-2D file read as a coRNN: the keys name what is missing and what is not expected.
+    assert main([*base[:1], str(source), *base[1:], "--model", "cornn"]) == 2
+    err = capsys.readouterr().err
+    assert "missing keys ['cell.i2h.bias', 'cell.i2h.weight']" in err
+    assert "unexpected keys ['cell.Wx.bias'" in err
+    # A file that would run code when unpickled is never unpickled.
+    unsafe = tmp_path / "unsafe.pt"
+    torch.save({"readout.weight": torch.zeros(1, 256), "extra": Path("x")}, unsafe)
+    assert main([*base[:1], str(unsafe), *base[1:], "--model", "nwm2d"]) == 2
+    assert "not a tensors-only torch file" in capsys.readouterr().err
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nwm2d.pt", "unsafe.pt"]
+    # An existing --out is never overwritten.
+    out.write_text("keep")
+    assert main([*base[:1], str(source), *base[1:], "--model", "nwm2d"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert out.read_text() == "keep"
