@@ -100,6 +100,9 @@ class ReferenceSequenceModel(nn.Module):
         published multi-ring model; 1 for a single ring).
     kernel_size
         Side of the NWM kernels (3 as published).
+    kernel_bias
+        Whether the NWM kernels carry a bias (as published for the MNIST and adding models;
+        the published IMDB models have none).
 
     Attributes
     ----------
@@ -125,6 +128,7 @@ class ReferenceSequenceModel(nn.Module):
         epsilon: float,
         rings: int | None = None,
         kernel_size: int = 3,
+        kernel_bias: bool = True,
     ) -> None:
         super().__init__()
         if kind not in REFERENCE_KINDS:
@@ -175,8 +179,8 @@ class ReferenceSequenceModel(nn.Module):
             self.input_map = nn.Linear(input_size, self.cells)
         if kind in ("nwm2d", "nwm1d"):
             shape = (kernel_size, kernel_size) if kind == "nwm2d" else (1, kernel_size)
-            self.velocity_kernel = nn.Conv2d(1, 1, shape)
-            self.position_kernel = nn.Conv2d(1, 1, shape)
+            self.velocity_kernel = nn.Conv2d(1, 1, shape, bias=kernel_bias)
+            self.position_kernel = nn.Conv2d(1, 1, shape, bias=kernel_bias)
         self.readout = nn.Linear(self.cells, output_size)
         if kind == "uncoupled":
             self.register_buffer("self_feedback", torch.ones(1, 1, 1))
@@ -252,16 +256,19 @@ class ReferenceSequenceModel(nn.Module):
         return self.readout(position.flatten(1))
 
 
-def _bias(conv: nn.Conv2d) -> torch.Tensor:
-    if conv.bias is None:
-        raise OscsimInputError("the reference kernels carry a bias")
-    return conv.bias
+def _bias(conv: nn.Conv2d) -> torch.Tensor | float:
+    return 0.0 if conv.bias is None else conv.bias
 
 
 def published_shapes(model: ReferenceSequenceModel) -> dict[str, tuple[int, ...]]:
     """Shapes of the published state dict that maps onto ``model``."""
     own = {name: tuple(t.shape) for name, t in model.named_parameters()}
-    return {key: own[target] for key, target in PUBLISHED_LAYOUTS[model.kind].items()}
+    return {key: own[target] for key, target in _layout(model).items()}
+
+
+def _layout(model: ReferenceSequenceModel) -> dict[str, str]:
+    own = dict(model.named_parameters())
+    return {k: v for k, v in PUBLISHED_LAYOUTS[model.kind].items() if v in own}
 
 
 def published_hidden(kind: str, state: Mapping[str, Any]) -> int:
@@ -291,7 +298,7 @@ def load_published_state(model: ReferenceSequenceModel, state: Mapping[str, Any]
         Keys missing or unexpected (both are named), a value that is not a tensor, or a
         shape that differs from the model's.
     """
-    layout = PUBLISHED_LAYOUTS[model.kind]
+    layout = _layout(model)
     missing = sorted(set(layout) - set(state))
     unexpected = sorted(set(state) - set(layout))
     if missing or unexpected:

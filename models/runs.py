@@ -6,8 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from oscsim.models.registry import RUN_BUILDERS, resolve, task_entry
-from oscsim.models.sequence import build_sequence_model
+import torch
+from oscsim.models.registry import RUN_BUILDERS, check_model, resolve, task_entry
+from oscsim.models.sequence import REFERENCE_OPTIONS, EmbeddedSequenceModel, build_sequence_model
 from oscsim.models.tasks import Task, build_task
 from oscsim.models.training import RunConfig, load_checkpoint
 from torch import nn
@@ -43,6 +44,11 @@ def sequence_run(run: RunConfig, task_state: dict[str, Any] | None) -> tuple[Tas
         protocol=None if protocol is None else str(protocol),
     )
     defaults = task.defaults
+    preset = options.get("preset", "reference")
+    if preset == "reference" and run.model in REFERENCE_OPTIONS:
+        # Task-specific facts of the published models (IMDB's kernels have no bias).
+        allowed = REFERENCE_OPTIONS[run.model]
+        options = {**{k: v for k, v in task.model_defaults.items() if k in allowed}, **options}
     model = build_sequence_model(
         run.model,
         task.input_size,
@@ -54,6 +60,13 @@ def sequence_run(run: RunConfig, task_state: dict[str, Any] | None) -> tuple[Tas
         options=options,
         hidden=defaults.hidden,
     )
+    embedding = task.initial_embedding
+    if embedding is not None:
+        # Token inputs: a trainable embedding, starting from the task's vectors, in front.
+        vocabulary, dim = embedding.shape
+        model = EmbeddedSequenceModel(vocabulary, dim, task.padding_index, model)
+        with torch.no_grad():
+            model.embedding.weight.copy_(torch.from_numpy(embedding))
     return task, model
 
 
@@ -66,6 +79,7 @@ def build_run(run: RunConfig, task_state: dict[str, Any] | None = None) -> tuple
         Unknown task or model, or an option the task or model does not take.
     """
     entry = task_entry(run.task)
+    check_model(run.task, run.model)
     builder: Builder = resolve(RUN_BUILDERS[entry.family])
     return builder(run, task_state)
 
@@ -84,8 +98,6 @@ def model_from_checkpoint(path: str | Path) -> tuple[RunConfig, Task, nn.Module,
     OscsimInputError
         No checkpoint at ``path`` or not an oscsim one.
     """
-    import torch
-
     state = load_checkpoint(path)
     run = RunConfig(**state["run"])
     task, model = build_run(run, state["task_state"])

@@ -188,8 +188,8 @@ SEQUENCE_MODELS: dict[str, dict[str, object]] = {
 PRESETS = ("reference", "oscsim")
 #: Options of the reference preset.
 REFERENCE_OPTIONS = {
-    "nwm2d": ("hidden", "kernel_size", "dt", "gamma", "epsilon"),
-    "nwm1d": ("hidden", "kernel_size", "rings", "dt", "gamma", "epsilon"),
+    "nwm2d": ("hidden", "kernel_size", "kernel_bias", "dt", "gamma", "epsilon"),
+    "nwm1d": ("hidden", "kernel_size", "kernel_bias", "rings", "dt", "gamma", "epsilon"),
     "uncoupled": ("hidden", "dt", "gamma", "epsilon"),
     "cornn": ("hidden", "dt", "gamma", "epsilon"),
 }
@@ -250,9 +250,12 @@ def build_sequence_model(
             )
         coefficients = {"dt": dt, "gamma": gamma, "epsilon": epsilon}
         coefficients.update({k: float(options.pop(k)) for k in _FLOAT_OPTIONS if k in options})  # type: ignore[arg-type]
+        kernel_bias = bool(options.pop("kernel_bias", True))
         sizes = {key: int(value) for key, value in options.items()}  # type: ignore[call-overload]
         sizes.setdefault("hidden", hidden)
-        return ReferenceSequenceModel(name, input_size, output_size, **coefficients, **sizes)
+        return ReferenceSequenceModel(
+            name, input_size, output_size, kernel_bias=kernel_bias, **coefficients, **sizes
+        )
     settings: dict[str, object] = {
         **SEQUENCE_MODELS[name],
         "dt": dt,
@@ -271,6 +274,31 @@ def build_sequence_model(
         settings["grid"] = tuple(int(g) for g in grid)
     core = CoreSpec(**settings)  # type: ignore[arg-type]
     return OscillatorSequenceModel(input_size, output_size, core, seed=seed)
+
+
+class EmbeddedSequenceModel(nn.Module):
+    """A sequence model reading token ids through a trainable embedding: ``(B, T) → (B, out)``.
+
+    Parameters
+    ----------
+    vocabulary, dim, padding_index
+        Size of the vocabulary, width of the embedding, the padding token's id.
+    model
+        The sequence model on the embedded tokens ``(B, T, dim)``.
+    """
+
+    def __init__(self, vocabulary: int, dim: int, padding_index: int, model: nn.Module) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocabulary, dim, padding_idx=padding_index)
+        self.model = model
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Outputs of the inner model on the embedded tokens."""
+        if tokens.dim() != 2 or tokens.is_floating_point():
+            raise OscsimInputError(
+                f"inputs must be token ids (batch, time), got {tokens.dtype} {tuple(tokens.shape)}"
+            )
+        return self.model(self.embedding(tokens))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -75,6 +75,12 @@ class Task(abc.ABC):
     #: step index that is a positive multiple of ``every`` marks convergence (the published
     #: adding criterion), or ``None``.
     batch_criterion: tuple[int, float] | None = None
+    #: Token-input tasks: the vectors a trainable embedding starts from, ``(vocabulary,
+    #: width)``, and the padding token's id; ``None`` for tasks with feature inputs.
+    initial_embedding: np.ndarray | None = None
+    padding_index: int = 0
+    #: Options of the task's published (``reference``) models, applied where they apply.
+    model_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, *, seed: int, limit_train: int | None, limit_eval: int | None) -> None:
         self.seed = seed
