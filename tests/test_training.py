@@ -237,8 +237,17 @@ def test_sequence_table_counts_converged_seeds_per_model_variant(tmp_path: Path)
         ]
     )
     assert rows == [
-        "| nwm2d | 500 | 1043 | 0/1 | none | up to 10000 steps each |",
-        "| nwm2d (bias_init=uniform) | 500 | 1043 | 2/3 | 6700, 8500 | up to 10000 steps each |",
+        "| nwm2d | 500 | 1043 | 0/1 | none | — | up to 10000 steps each |",
+        "| nwm2d (bias_init=uniform) | 500 | 1043 | 2/3 | 6700, 8500 | — "
+        "| up to 10000 steps each |",
+    ]
+    # Runs that record the published criterion (and the weights-only count) show both.
+    reference = [
+        {**summary(seed, step, {}), "weights": 786, "converged_iteration_published": published}
+        for seed, step, published in ((0, 4100, 3900), (1, None, 12000), (2, None, None))
+    ]
+    assert adding_rows(reference) == [
+        "| nwm2d | 500 | 1043 / 786 | 1/3 | 4100 | 2/3: 3900, 12000 | up to 10000 steps each |"
     ]
     figure = adding_curves_figure(
         [summary(0, None, {}), summary(1, 3, uniform)], tmp_path / "a.png"
