@@ -25,6 +25,8 @@ from oscsim.models.sequence import build_sequence_model, count_parameters, count
 
 from oscsim.cli import main
 from oscsim.errors import OscsimInputError
+from oscsim.fused import imex_sequence
+from oscsim.fused.drive import map_inputs
 
 DT, GAMMA, EPSILON = 0.076, 0.4, 8.0
 
@@ -272,3 +274,25 @@ def test_import_reference_refuses_another_layout_and_unsafe_files(tmp_path: Path
     assert main([*base[:1], str(source), *base[1:], "--model", "nwm2d"]) == 2
     assert "already exists" in capsys.readouterr().err
     assert out.read_text() == "keep"
+
+
+@pytest.mark.parametrize(("kind", "hidden"), [("nwm2d", 64), ("nwm1d", 64), ("cornn", 32)])
+def test_the_torch_backend_that_gpus_run_gives_the_published_outputs_too(
+    kind: str, hidden: int
+) -> None:
+    # On CPU the fused kernel is Numba's; a GPU runs the torch backend on the same arguments.
+    state = published_state(kind, 1, 10, hidden)
+    model = reference_model(kind, 1, 10, hidden)
+    load_published_state(model, state)
+    x = torch.rand(3, 30, 1, dtype=torch.float64)
+    coupling, k_y, k_z, bias = model.coupling()
+    drive = map_inputs(x.transpose(0, 1), model._input_weight()).reshape(30, 3, 1, *model.grid)
+    rest = drive.new_zeros(drive.shape[1:])
+    position, _ = imex_sequence(
+        drive, rest, rest, k_y, k_z, bias, model.gamma, model.epsilon, model.dt,
+        coupling=coupling, backend="torch",
+    )  # fmt: skip
+    got = model.readout(position.flatten(1)).detach()
+    torch.testing.assert_close(
+        got, published_forward(kind, state, x.transpose(0, 1)), rtol=0, atol=1e-10
+    )
