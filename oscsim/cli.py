@@ -214,14 +214,13 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_import_reference(sub: Any) -> None:
     """``oscsim import-reference``: weights of the published sequence code → a checkpoint."""
-    from oscsim.models.registry import task_names
-
     command = sub.add_parser(
         "import-reference",
         help="turn a state_dict saved by the published sequence code into an oscsim checkpoint",
     )
     command.add_argument("file", help="the state_dict file (torch.save of model.state_dict())")
-    command.add_argument("--task", required=True, choices=task_names("sequence"))
+    # The published sequence code whose state dicts map one to one onto the reference models.
+    command.add_argument("--task", required=True, choices=("smnist", "psmnist", "adding"))
     command.add_argument("--model", required=True, choices=("nwm2d", "nwm1d", "cornn"))
     command.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="model option, e.g. rings=16"
