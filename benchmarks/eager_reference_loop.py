@@ -34,6 +34,8 @@ class EagerNWM2D(nn.Module):
         ``(h, w)`` of the torus.
     dt, gamma, epsilon
         Step and fixed stiffness/damping (the coRNN sMNIST defaults).
+    kernel_bias
+        Give both kernels a bias, as the published sequence models do.
     """
 
     def __init__(
@@ -45,14 +47,15 @@ class EagerNWM2D(nn.Module):
         dt: float = 0.042,
         gamma: float = 2.7,
         epsilon: float = 4.7,
+        kernel_bias: bool = False,
     ) -> None:
         super().__init__()
         self.grid = grid
         self.dt, self.gamma, self.epsilon = dt, gamma, epsilon
         h, w = grid
         self.input_map = nn.Linear(n_inp, h * w)
-        self.conv_y = nn.Conv2d(1, 1, 3, padding=1, padding_mode="circular", bias=False)
-        self.conv_z = nn.Conv2d(1, 1, 3, padding=1, padding_mode="circular", bias=False)
+        self.conv_y = nn.Conv2d(1, 1, 3, padding=1, padding_mode="circular", bias=kernel_bias)
+        self.conv_z = nn.Conv2d(1, 1, 3, padding=1, padding_mode="circular", bias=kernel_bias)
         self.readout = nn.Linear(h * w, n_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from oscsim.models.runs import build_run
+from oscsim.models.runs import build_run, model_from_checkpoint
 from oscsim.models.training import RunConfig, Trainer, evaluate, load_checkpoint
 
 from oscsim.config import _parse_value
@@ -99,10 +99,11 @@ def train_command(args: argparse.Namespace) -> int:
         task_state = load_checkpoint(last)["task_state"]
     task, model = build_run(run, task_state)
     trainer = Trainer(run, task, model)
-    from oscsim.models.sequence import count_parameters
+    from oscsim.models.sequence import count_parameters, count_weights
 
     print(
-        f"oscsim train: {run.task} with {run.model} ({count_parameters(model)} parameters), "
+        f"oscsim train: {run.task} with {run.model} ({count_parameters(model)} trained "
+        f"parameters, {count_weights(model)} without biases), "
         f"batch {run.batch_size}, lr {run.lr:g}, up to {run.epochs} epochs"
         + (f" / {run.max_steps} steps" if run.max_steps else "")
         + f" → {run.out}"
@@ -114,13 +115,10 @@ def train_command(args: argparse.Namespace) -> int:
 
 def evaluate_command(args: argparse.Namespace) -> int:
     """``oscsim evaluate CHECKPOINT``: metrics of the saved model on a split."""
-    state = load_checkpoint(args.checkpoint)
-    run = RunConfig(**state["run"])
+    run, task, model, state = model_from_checkpoint(args.checkpoint)
     if args.limit is not None:
-        run.limit_eval = args.limit
-    task, model = build_run(run, state["task_state"])
-    model.to(dtype=getattr(torch, run.dtype))
-    model.load_state_dict(state["model_state"])
+        _positive("--limit", args.limit)
+        task.limit_eval = args.limit
     metrics = evaluate(model, task, args.split, run.device, run.dtype)
     print(
         json.dumps(
@@ -133,5 +131,113 @@ def evaluate_command(args: argparse.Namespace) -> int:
             },
             indent=2,
         )
+    )
+    return 0
+
+
+def _read_permutation(path: str) -> list[int]:
+    """A pixel order from ``.npy`` (no pickles) or text (integers separated by white space)."""
+    import numpy as np
+
+    source = Path(path)
+    if not source.is_file():
+        raise OscsimInputError(f"--permutation {path!r}: no such file")
+    try:
+        values = (
+            np.load(source, allow_pickle=False)
+            if source.suffix == ".npy"
+            else np.loadtxt(source, dtype=np.int64)
+        )
+    except ValueError as error:
+        raise OscsimInputError(
+            f"--permutation {path!r}: not a list of integers ({error})"
+        ) from error
+    return [int(v) for v in np.asarray(values).ravel()]
+
+
+def import_reference_command(args: argparse.Namespace) -> int:
+    """``oscsim import-reference FILE --task T --model M --out CKPT``.
+
+    Reads a ``state_dict`` saved from the published sequence code (``torch.load`` with
+    ``weights_only=True``: tensors only, nothing executes), maps it onto the reference model
+    (`oscsim.models.reference.PUBLISHED_LAYOUTS`) and writes a checkpoint that ``oscsim
+    evaluate`` and `oscsim.models.runs.model_from_checkpoint` read. The number of cells comes
+    from the file; the task's published ``dt``, ``gamma`` and ``epsilon`` apply.
+    """
+    import os
+    import tempfile
+
+    from oscsim.models.reference import (
+        ReferenceSequenceModel,
+        load_published_state,
+        published_hidden,
+    )
+
+    source, out = Path(args.file), Path(args.out)
+    if not source.is_file():
+        raise OscsimInputError(f"FILE {args.file!r}: no such file")
+    if out.exists():
+        raise OscsimInputError(f"--out {args.out!r} already exists; choose a new file")
+    if not out.parent.is_dir():
+        raise OscsimInputError(f"--out {args.out!r}: folder {str(out.parent)!r} does not exist")
+    if args.permutation is not None and args.task != "psmnist":
+        raise OscsimInputError(f"--permutation applies to psmnist only, not {args.task}")
+    options = _model_options(args.set)
+    for key in ("preset", "hidden"):
+        if key in options:
+            raise OscsimInputError(f"--set {key}: fixed by import-reference (reference, from FILE)")
+    permutation = None if args.permutation is None else _read_permutation(args.permutation)
+    try:
+        state = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unreadable file is bad input here
+        raise OscsimInputError(
+            f"FILE {args.file!r} is not a tensors-only torch file ({type(error).__name__}: "
+            f"{' '.join(str(error).split())[:200]})"
+        ) from error
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise OscsimInputError(
+            f"FILE {args.file!r} holds a {type(state).__name__}, not a state_dict; save "
+            "model.state_dict() of the published model"
+        )
+    options.update({"preset": "reference", "hidden": published_hidden(args.model, state)})
+    probe = RunConfig(
+        task=args.task,
+        model=args.model,
+        seed=args.seed,
+        epochs=1,
+        batch_size=1,
+        lr=1.0,
+        out=str(out.parent),
+        model_options=options,
+        progress=False,
+    )
+    task_state = None
+    if permutation is not None:
+        task_state = {"permutation": permutation, "protocol": "reference"}
+    task, model = build_run(probe, task_state)
+    if not isinstance(model, ReferenceSequenceModel):
+        raise OscsimInputError(f"--model {args.model} has no published layout")
+    load_published_state(model, state)
+    defaults = task.defaults
+    run = RunConfig(
+        **{
+            **probe.to_dict(),
+            "epochs": defaults.epochs,
+            "batch_size": defaults.batch_size,
+            "lr": defaults.lr,
+        }
+    )
+    trainer = Trainer(run, task, model)
+    # The trainer writes its checkpoint (and metric files) into a folder: a private one
+    # beside --out, from which only the checkpoint moves into place.
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".import-") as folder:
+        trainer.out = Path(folder)
+        written = trainer.save(out.name)
+        os.replace(written, out)
+    from oscsim.models.sequence import count_parameters, count_weights
+
+    print(
+        f"wrote {out}: published {args.model} for {args.task}, {model.cells} cells, "
+        f"{count_parameters(model)} trained parameters ({count_weights(model)} without biases)"
     )
     return 0

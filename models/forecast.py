@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from oscsim.models.registry import models as registry_models
 from oscsim.models.sequence import CoreSpec, LearnedStep
 from torch import nn
 
@@ -41,11 +42,8 @@ FEEDBACK_MODES = ("none", "prediction")
 DECODER_OUTPUTS = ("sigmoid", "linear")
 
 FORECAST_MODELS: dict[str, dict[str, str]] = {
-    "nwm2d": {"family": "autoregressive", "coupling": "local"},
-    "cornn": {"family": "autoregressive", "coupling": "global"},
-    "nwm2d_ode": {"family": "latent_ode", "coupling": "local"},
-    "cornn_ode": {"family": "latent_ode", "coupling": "global"},
-    "lstm": {"family": "lstm", "coupling": "none"},
+    name: {"family": dict(entry.settings)["kind"], "coupling": dict(entry.settings)["coupling"]}
+    for name, entry in registry_models("forecast").items()
 }
 """Model names of the forecasting tasks → family and oscillator coupling."""
 

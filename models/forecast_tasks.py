@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from oscsim.models.data import hamiltonian_trajectories, rotating_mnist
 from oscsim.models.forecast import build_forecaster
+from oscsim.models.registry import task_names
 from oscsim.models.tasks import Batch, Task, TaskDefaults
 from oscsim.models.training import RunConfig
 from torch import nn
@@ -36,8 +37,8 @@ from oscsim.errors import OscsimInputError
 VPT_THRESHOLD = 0.025
 
 HAMILTONIAN_TASKS = ("mass_spring", "pendulum", "two_body")
-FORECAST_TASKS = ("rotmnist", *HAMILTONIAN_TASKS)
-"""Names of the forecasting tasks (``oscsim train TASK``)."""
+FORECAST_TASKS = task_names("forecast")
+"""Names of the forecasting tasks (``oscsim train TASK``), from `oscsim.models.registry`."""
 #: ``--set`` keys that configure the task rather than the model.
 TASK_OPTIONS = ("observed", "horizon", "n_train", "n_eval")
 
@@ -359,7 +360,7 @@ def build_forecast_task(
 def build_forecast_run(
     run: RunConfig, task_state: dict[str, Any] | None = None
 ) -> tuple[FrameForecastTask, nn.Module]:
-    """Task and model of a forecasting run (registered in `models.runs.RUN_BUILDERS`).
+    """Task and model of a forecasting run (the forecast builder of `oscsim.models.registry`).
 
     ``run.model_options`` (``--set``) holds task options (`TASK_OPTIONS`) and model options
     (see `models.forecast.build_forecaster`, over the task's ``model_defaults``);

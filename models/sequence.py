@@ -184,7 +184,18 @@ SEQUENCE_MODELS: dict[str, dict[str, object]] = {
     "uncoupled": {"grid": (16, 16), "coupling": "none"},
     "lstm": {},
 }
-"""Model families of the sequence tasks and their cores (dt, γ, ε come from the task)."""
+"""Model families of the ``oscsim`` preset and their cores (dt, γ, ε come from the task)."""
+PRESETS = ("reference", "oscsim")
+"""Ways to build a model: ``reference`` (the published models, `oscsim.models.reference`)
+or ``oscsim`` (the earlier variant: one shared bias in the network, no input bias)."""
+REFERENCE_OPTIONS = {
+    "nwm2d": ("hidden", "kernel_size", "kernel_bias", "dt", "gamma", "epsilon"),
+    "nwm1d": ("hidden", "kernel_size", "kernel_bias", "rings", "dt", "gamma", "epsilon"),
+    "uncoupled": ("hidden", "dt", "gamma", "epsilon"),
+    "cornn": ("hidden", "dt", "gamma", "epsilon"),
+}
+"""Options of the reference preset, per model."""
+_FLOAT_OPTIONS = ("dt", "gamma", "epsilon")
 
 
 def build_sequence_model(
@@ -197,23 +208,56 @@ def build_sequence_model(
     epsilon: float,
     seed: int = 0,
     options: dict[str, object] | None = None,
+    hidden: int = 256,
 ) -> nn.Module:
-    """A model of `SEQUENCE_MODELS` with the task's ``dt``, ``gamma``, ``epsilon``.
+    """A sequence model by name, with the task's ``dt``, ``gamma``, ``epsilon``.
 
-    ``options`` override core fields (``grid``, ``channels``, ``kernel_size``, …) or, for
-    ``lstm``, ``hidden_size``.
+    ``options["preset"]`` picks ``"reference"`` (default; the published models, see
+    `oscsim.models.reference`; options ``hidden``, ``rings``, ``kernel_size``, ``dt``, ``gamma``,
+    ``epsilon``) or ``"oscsim"``
+    (the earlier variant of `SEQUENCE_MODELS`, whose options override `CoreSpec` fields:
+    ``grid``, ``channels``, ``kernel_size``, ``bias_init``, …). ``lstm`` takes
+    ``hidden_size``. ``hidden`` is the task's default number of oscillators.
+
+    Raises
+    ------
+    OscsimInputError
+        Unknown model, preset or option.
     """
     if name not in SEQUENCE_MODELS:
         raise OscsimInputError(
             f"unknown model {name!r}; choose one of {', '.join(SEQUENCE_MODELS)}"
         )
     options = dict(options or {})
+    preset = str(options.pop("preset", "reference"))
+    if preset not in PRESETS:
+        raise OscsimInputError(
+            f"preset={preset!r} is not known; choose one of {', '.join(PRESETS)}"
+        )
     torch.manual_seed(seed)
     if name == "lstm":
-        hidden = int(options.pop("hidden_size", 64))  # type: ignore[call-overload]
+        size = int(options.pop("hidden_size", 64))  # type: ignore[call-overload]
         if options:
             raise OscsimInputError(f"unknown lstm options {sorted(options)}; allowed: hidden_size")
-        return LSTMSequenceModel(input_size, output_size, hidden)
+        return LSTMSequenceModel(input_size, output_size, size)
+    if preset == "reference":
+        from oscsim.models.reference import ReferenceSequenceModel
+
+        allowed_reference = REFERENCE_OPTIONS[name]
+        unknown_reference = sorted(set(options) - set(allowed_reference))
+        if unknown_reference:
+            raise OscsimInputError(
+                f"unknown option(s) {unknown_reference} for the reference {name}; allowed: "
+                f"{', '.join(allowed_reference)} (or preset=oscsim for the earlier variant)"
+            )
+        coefficients = {"dt": dt, "gamma": gamma, "epsilon": epsilon}
+        coefficients.update({k: float(options.pop(k)) for k in _FLOAT_OPTIONS if k in options})  # type: ignore[arg-type]
+        kernel_bias = bool(options.pop("kernel_bias", True))
+        sizes = {key: int(value) for key, value in options.items()}  # type: ignore[call-overload]
+        sizes.setdefault("hidden", hidden)
+        return ReferenceSequenceModel(
+            name, input_size, output_size, kernel_bias=kernel_bias, **coefficients, **sizes
+        )
     settings: dict[str, object] = {
         **SEQUENCE_MODELS[name],
         "dt": dt,
@@ -234,6 +278,40 @@ def build_sequence_model(
     return OscillatorSequenceModel(input_size, output_size, core, seed=seed)
 
 
+class EmbeddedSequenceModel(nn.Module):
+    """A sequence model reading token ids through a trainable embedding: ``(B, T) → (B, out)``.
+
+    Parameters
+    ----------
+    vocabulary, dim, padding_index
+        Size of the vocabulary, width of the embedding, the padding token's id.
+    model
+        The sequence model on the embedded tokens ``(B, T, dim)``.
+    """
+
+    def __init__(self, vocabulary: int, dim: int, padding_index: int, model: nn.Module) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocabulary, dim, padding_idx=padding_index)
+        self.model = model
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Outputs of the inner model on the embedded tokens."""
+        if tokens.dim() != 2 or tokens.is_floating_point():
+            raise OscsimInputError(
+                f"inputs must be token ids (batch, time), got {tokens.dtype} {tuple(tokens.shape)}"
+            )
+        return self.model(self.embedding(tokens))
+
+
 def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
+    """Number of trained parameters (every tensor the optimiser updates)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_weights(model: nn.Module) -> int:
+    """Trained parameters without the biases: the count the published tables give."""
+    return sum(
+        p.numel()
+        for name, p in model.named_parameters()
+        if p.requires_grad and name.rsplit(".", 1)[-1] != "bias"
+    )

@@ -143,6 +143,8 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {}
         self.converged_step: int | None = None
+        #: Test metrics of the model the task's rule selects (set when a run finishes).
+        self.test: dict[str, Any] = {}
         self.on_checkpoint = on_checkpoint
 
     # ----------------------------------------------------------------------------------
@@ -205,23 +207,28 @@ class Trainer:
 
     def summary(self) -> dict[str, Any]:
         """Run summary: parameters, budget, best validation, test metrics when known."""
-        from oscsim.models.sequence import count_parameters
+        from oscsim.models.sequence import count_parameters, count_weights
 
         train_rows = [r for r in self.history if r["split"] == "train"]
         seconds = [r["seconds_per_step"] for r in train_rows if "seconds_per_step" in r]
-        return {
+        summary = {
             "task": self.task.name,
             "model": self.config.model,
             "parameters": count_parameters(self.model),
+            "weights": count_weights(self.model),
             "steps": self.step,
             "epochs_completed": self.epoch,
             "wall_seconds": self.elapsed,
             "seconds_per_step": float(np.mean(seconds)) if seconds else None,
             "best": self.best,
+            "test": self.test,
             "converged_step": self.converged_step,
-            "run": self.config.to_dict(),
-            "history": self.history,
         }
+        if self.task.batch_criterion is not None:
+            # The published criterion counts iterations from 0: step s ends iteration s − 1.
+            hits = [r["step"] - 1 for r in self.history if r["split"] == "batch_criterion"]
+            summary["converged_iteration_published"] = hits[0] if hits else None
+        return {**summary, "run": self.config.to_dict(), "history": self.history}
 
     # ----------------------------------------------------------------------------------
     # training
@@ -264,6 +271,21 @@ class Trainer:
         with torch.no_grad():
             metrics = self.task.batch_metrics(output.detach(), y)
         return {key: value / len(y) for key, value in metrics.items()}
+
+    def _check_batch_criterion(self, metrics: dict[str, float]) -> None:
+        """Record the first training batch that meets the task's batch criterion, if any."""
+        criterion = self.task.batch_criterion
+        if criterion is None:
+            return
+        every, threshold = criterion
+        iteration = self.step - 1
+        if iteration == 0 or iteration % every:
+            return
+        if any(row["split"] == "batch_criterion" for row in self.history):
+            return
+        if metrics["loss"] <= threshold:
+            row = {"split": "batch_criterion", "step": self.step, "epoch": self.epoch}
+            self.history.append({**row, "loss": metrics["loss"]})
 
     def fit(self, *, resume: bool = False) -> dict[str, Any]:
         """Train until ``epochs`` (or ``max_steps``); returns the summary."""
@@ -308,6 +330,7 @@ class Trainer:
                 interval_seconds += seconds
                 for key, value in metrics.items():
                     interval[key] = interval.get(key, 0.0) + value
+                self._check_batch_criterion(metrics)
                 bar.update(1)
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}", s_per_step=f"{seconds:.3f}")
                 if self.step % config.log_every == 0:
@@ -342,13 +365,23 @@ class Trainer:
             self._validate(partial=True)
         self.save()
         best_path = self.out / "best.pt"
-        if best_path.exists():
+        if self.task.test_at == "last":
+            test = evaluate(self.model, self.task, "test", self.config.device, self.config.dtype)
+            self.test = {"selection": "last", "step": self.step, "epoch": self.epoch, **test}
+            self._write_metrics()
+        elif best_path.exists():
             best_model = torch.load(best_path, map_location=self.config.device, weights_only=False)
             current = {k: v.clone() for k, v in self.model.state_dict().items()}
             self.model.load_state_dict(best_model["model_state"])
             test = evaluate(self.model, self.task, "test", self.config.device, self.config.dtype)
             self.model.load_state_dict(current)
             self.best = {**self.best, **{f"test_{k}": v for k, v in test.items()}}
+            self.test = {
+                "selection": "best",
+                "step": self.best.get("step"),
+                "epoch": self.best.get("epoch"),
+                **test,
+            }
             self._write_metrics()
         summary = self.summary()
         summary.pop("history")

@@ -162,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     experiment.set_defaults(handler=_cmd_experiment)
 
+    _add_import_reference(sub)
+
     data = sub.add_parser("data", help="fetch data sets for offline use")
     data.add_argument("name", choices=("mnist",), help="data set")
     data.add_argument(
@@ -171,16 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-TRAIN_TASKS = ("smnist", "psmnist", "adding", "rotmnist", "mass_spring", "pendulum", "two_body")
-
-
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("task", choices=TRAIN_TASKS, help="what to learn")
-    parser.add_argument(
-        "--model",
-        default="nwm2d",
-        help="nwm2d | nwm1d | cornn | uncoupled | lstm; forecasting also nwm2d_ode | cornn_ode",
-    )
+    # Tasks and models are named in one place, the registry (it imports no torch).
+    from oscsim.models.registry import TASKS, model_help
+
+    parser.add_argument("task", choices=tuple(TASKS), help="what to learn")
+    parser.add_argument("--model", default="nwm2d", help=model_help())
     parser.add_argument("--out", default=None, help="run folder (default runs/TASK-MODEL-sSEED)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default: published)")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after N optimiser steps")
@@ -212,6 +210,35 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MAX",
         help="rescale each gradient to a 2-norm of at most MAX (default: no clipping)",
     )
+
+
+def _add_import_reference(sub: Any) -> None:
+    """``oscsim import-reference``: weights of the published sequence code → a checkpoint."""
+    command = sub.add_parser(
+        "import-reference",
+        help="turn a state_dict saved by the published sequence code into an oscsim checkpoint",
+    )
+    command.add_argument("file", help="the state_dict file (torch.save of model.state_dict())")
+    # The published sequence code whose state dicts map one to one onto the reference models.
+    command.add_argument("--task", required=True, choices=("smnist", "psmnist", "adding"))
+    command.add_argument("--model", required=True, choices=("nwm2d", "nwm1d", "cornn"))
+    command.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="model option, e.g. rings=16"
+    )
+    command.add_argument("--seed", type=int, default=0, help="seed of the data split (default 0)")
+    command.add_argument(
+        "--permutation",
+        default=None,
+        help="psmnist: the pixel order the model was trained with (.npy or text, 784 integers)",
+    )
+    command.add_argument("--out", required=True, help="checkpoint file to write (must not exist)")
+
+    def handler(args: argparse.Namespace) -> int:
+        from oscsim.models.cli import import_reference_command
+
+        return import_reference_command(args)
+
+    command.set_defaults(handler=handler)
 
 
 def _raise_on_sigterm(signum: int, frame: Any) -> None:

@@ -28,7 +28,7 @@ def _adding_run(out: Path, **changes) -> RunConfig:
         out=str(out),
         seq_len=30,
         limit_eval=64,
-        model_options={"grid": [6, 6]},
+        model_options={"hidden": 36},
         checkpoint_every=10,
         progress=False,
     )
@@ -100,6 +100,7 @@ def test_smnist_subset_loss_goes_down(tmp_path: Path) -> None:
         out=str(tmp_path / "s"),
         limit_train=32,
         limit_eval=32,
+        model_options={"preset": "oscsim", "protocol": "oscsim"},
         progress=False,
         log_every=1,
     )
@@ -132,14 +133,18 @@ def test_gradient_clipping_rescales_the_gradient_the_optimiser_sees(tmp_path: Pa
 
 def test_nan_loss_stops_with_a_clear_message(tmp_path: Path) -> None:
     # imex with dt = 3 at γ = 94.5 amplifies by ~dt²γ ≈ 850 a step: float32 overflows.
-    run = _adding_run(tmp_path / "nan", max_steps=5, model_options={"grid": [6, 6], "dt": 3.0})
+    run = _adding_run(tmp_path / "nan", max_steps=5, model_options={"hidden": 36, "dt": 3.0})
     with pytest.raises(TrainingDivergedError, match="Lower the learning rate"):
         _train(run)
 
 
-def test_published_parameter_counts() -> None:
+def test_oscsim_preset_parameter_counts() -> None:
     counts = {
-        name: count_parameters(build_sequence_model(name, 1, 10, dt=0.042, gamma=2.7, epsilon=4.7))
+        name: count_parameters(
+            build_sequence_model(
+                name, 1, 10, dt=0.042, gamma=2.7, epsilon=4.7, options={"preset": "oscsim"}
+            )
+        )
         for name in ("nwm2d", "nwm1d", "cornn", "uncoupled")
     }
     assert counts["nwm2d"] <= 3000 and counts["nwm1d"] <= 3000 and counts["uncoupled"] <= 3000
@@ -157,7 +162,7 @@ def test_uniform_bias_init_draws_one_offset_per_cell_within_the_input_layer_boun
             gamma=94.5,
             epsilon=9.5,
             seed=seed,
-            options={"bias_init": init},
+            options={"preset": "oscsim", "bias_init": init},
         )
         return model.network.bias.detach()
 
@@ -191,7 +196,7 @@ def test_train_and_evaluate_commands(tmp_path: Path, capsys) -> None:
         "--out",
         str(out),
         "--set",
-        "grid=[12]",
+        "hidden=16",
     ]
     assert main(args) == 0
     assert main(["train", "adding", "--model", "nwm1d", "--out", str(out)]) == 2  # exists
@@ -232,8 +237,17 @@ def test_sequence_table_counts_converged_seeds_per_model_variant(tmp_path: Path)
         ]
     )
     assert rows == [
-        "| nwm2d | 500 | 1043 | 0/1 | none | up to 10000 steps each |",
-        "| nwm2d (bias_init=uniform) | 500 | 1043 | 2/3 | 6700, 8500 | up to 10000 steps each |",
+        "| nwm2d | 500 | 1043 | 0/1 | none | — | up to 10000 steps each |",
+        "| nwm2d (bias_init=uniform) | 500 | 1043 | 2/3 | 6700, 8500 | — "
+        "| up to 10000 steps each |",
+    ]
+    # Runs that record the published criterion (and the weights-only count) show both.
+    reference = [
+        {**summary(seed, step, {}), "weights": 786, "converged_iteration_published": published}
+        for seed, step, published in ((0, 4100, 3900), (1, None, 12000), (2, None, None))
+    ]
+    assert adding_rows(reference) == [
+        "| nwm2d | 500 | 1043 / 786 | 1/3 | 4100 | 2/3: 3900, 12000 | up to 10000 steps each |"
     ]
     figure = adding_curves_figure(
         [summary(0, None, {}), summary(1, 3, uniform)], tmp_path / "a.png"

@@ -5,7 +5,9 @@ Conventions: batches are batch-first, ``(batch, time, features)``; inputs are fl
 Sequential MNIST (sMNIST)
     Each image is read pixel by pixel in row-major order: 784 steps of one feature, the pixel
     value in [0, 1] (byte / 255, as torchvision's ``ToTensor``), target the digit. The splits
-    are MNIST's 50 000 / 10 000 / 10 000 (see :func:`models.data.load_mnist`).
+    are MNIST's 50 000 / 10 000 / 10 000 (see :func:`models.data.load_mnist`), or the 60 000
+    training images at once (``"all_train"``) for the published seeded 57 000 / 3 000 split
+    (`published_mnist_split`).
 Permuted sequential MNIST (psMNIST)
     The same with one fixed permutation of the 784 pixel positions,
     ``np.random.default_rng(seed).permutation(784)``: step ``t`` shows pixel
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +41,7 @@ __all__ = [
     "adding_problem_batch",
     "adding_problem_split",
     "pixel_permutation",
+    "published_mnist_split",
 ]
 
 #: Number of pixels of an MNIST image, the length of an sMNIST sequence.
@@ -53,13 +56,39 @@ def pixel_permutation(seed: int) -> np.ndarray:
     return np.random.default_rng(_check_seed(seed)).permutation(MNIST_PIXELS)
 
 
+#: Sizes of the published split of MNIST's 60 000 training images (training, validation).
+PUBLISHED_MNIST_SPLIT = (57_000, 3_000)
+# Random stream of that split, apart from the permutation's stream of the same seed.
+_SPLIT_STREAM = 57
+
+
+def published_mnist_split(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The seeded 57 000 / 3 000 split of MNIST's 60 000 training images.
+
+    The published code splits the training file at random (``random_split``) into 57 000
+    training and 3 000 validation images; here the draw is
+    ``np.random.default_rng([seed, 57]).permutation(60000)``, so a seed fixes it.
+
+    Returns
+    -------
+    train, validation : numpy.ndarray
+        int64 indices into the 60 000 images (``SequentialMNIST("all_train")``), sorted.
+    """
+    order = np.random.default_rng([_check_seed(seed), _SPLIT_STREAM]).permutation(
+        sum(PUBLISHED_MNIST_SPLIT)
+    )
+    n_train = PUBLISHED_MNIST_SPLIT[0]
+    return np.sort(order[:n_train]), np.sort(order[n_train:])
+
+
 class SequentialMNIST(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Sequential (optionally permuted) MNIST as a map-style torch data set.
 
     Parameters
     ----------
     split
-        ``"train"``, ``"validation"`` or ``"test"``.
+        ``"train"``, ``"validation"`` or ``"test"``, or ``"all_train"``: all 60 000 images
+        of MNIST's training file (train then validation), for a split of one's own.
     permuted
         Read the pixels in the fixed random order of ``seed`` (psMNIST).
     seed
@@ -94,14 +123,20 @@ class SequentialMNIST(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     def __init__(
         self,
-        split: Split = "train",
+        split: Split | Literal["all_train"] = "train",
         *,
         permuted: bool = False,
         seed: int = 0,
         permutation: npt.ArrayLike | None = None,
         root: str | os.PathLike[str] | None = None,
     ) -> None:
-        images, labels = load_mnist(split, root=root)
+        if split == "all_train":
+            # The 60 000 images of MNIST's training file in their original order.
+            parts = [load_mnist(name, root=root) for name in ("train", "validation")]
+            images = np.concatenate([p[0] for p in parts])
+            labels = np.concatenate([p[1] for p in parts])
+        else:
+            images, labels = load_mnist(split, root=root)
         pixels = images.reshape(len(images), MNIST_PIXELS)
         if permutation is not None:
             perm = np.asarray(permutation)
