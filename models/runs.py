@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
+import torch
+from oscsim.models.checkpoint import load_checkpoint
 from oscsim.models.forecast_tasks import FORECAST_TASKS, build_forecast_run
 from oscsim.models.sequence import build_sequence_model
 from oscsim.models.tasks import SEQUENCE_TASKS, Task, build_task
@@ -51,3 +54,26 @@ def build_run(run: RunConfig, task_state: dict[str, Any] | None = None) -> tuple
             f"unknown task {run.task!r}; choose one of {', '.join(RUN_BUILDERS)}"
         )
     return RUN_BUILDERS[run.task](run, task_state)
+
+
+def load_model(path: str | os.PathLike[str], *, device: str = "cpu") -> nn.Module:
+    """The model of a checkpoint written by ``oscsim train``, weights loaded, in eval mode.
+
+    Parameters
+    ----------
+    path
+        ``last.safetensors`` or ``best.safetensors`` of a run folder.
+    device
+        Where the model goes.
+
+    Raises
+    ------
+    oscsim.models.checkpoint.CheckpointError
+        If ``path`` is not an oscsim checkpoint (nothing of it is executed).
+    """
+    state = load_checkpoint(path)
+    run = RunConfig(**state["run"])
+    _, model = build_run(run, state["task_state"])
+    model.to(dtype=getattr(torch, run.dtype))
+    model.load_state_dict(state["model_state"])
+    return model.to(device).eval()

@@ -170,8 +170,8 @@ def train_or_reuse(run: RunConfig) -> dict[str, Any]:
         reusing it would put a different model in the table.
     """
     folder = Path(run.out)
-    resume = (folder / "last.pt").exists()
-    checkpoint = load_checkpoint(folder / "last.pt") if resume else None
+    resume = (folder / "last.safetensors").exists()
+    checkpoint = load_checkpoint(folder / "last.safetensors") if resume else None
     if checkpoint is not None:
         stored, wanted = _settings(checkpoint["run"]), _settings(run.to_dict())
         if stored != wanted:
@@ -184,7 +184,7 @@ def train_or_reuse(run: RunConfig) -> dict[str, Any]:
                 "asked); pass another --runs folder"
             )
     summary_path = folder / "metrics.json"
-    if summary_path.exists() and (folder / "best.pt").exists():
+    if summary_path.exists() and (folder / "best.safetensors").exists():
         summary = json.loads(summary_path.read_text())
         if summary.get("steps") == run.max_steps and "test_mse" in summary.get("best", {}):
             print(f"  reusing {folder} ({summary['steps']} steps)", flush=True)
@@ -197,7 +197,7 @@ def train_or_reuse(run: RunConfig) -> dict[str, Any]:
 
 def load_best(folder: Path) -> tuple[FrameForecastTask, Forecaster, dict[str, Any]]:
     """Task and model of a run folder, with the weights of its best validation checkpoint."""
-    state = load_checkpoint(folder / "best.pt")
+    state = load_checkpoint(folder / "best.safetensors")
     run = RunConfig(**state["run"])
     task, model = build_run(run, state["task_state"])
     model.to(dtype=getattr(torch, run.dtype))
