@@ -138,7 +138,9 @@ def is_zarr_store(path: Path) -> bool:
     return path.is_dir() and any((path / marker).exists() for marker in ZARR_MARKERS)
 
 
-def check_output_path(path: str | os.PathLike[str], *, directory: bool = False) -> Path:
+def check_output_path(
+    path: str | os.PathLike[str], *, directory: bool = False, replace: bool = True
+) -> Path:
     """Refuse, before any work, an output path that cannot be written atomically.
 
     Parameters
@@ -147,6 +149,9 @@ def check_output_path(path: str | os.PathLike[str], *, directory: bool = False) 
         The target file (or folder, with ``directory=True``, e.g. a zarr store).
     directory
         Whether the target is a folder.
+    replace
+        For a folder: whether it is written as a whole and replaces an existing one (a zarr
+        store), or is a folder that files are written into (a run folder, a report folder).
 
     Returns
     -------
@@ -191,7 +196,7 @@ def check_output_path(path: str | os.PathLike[str], *, directory: bool = False) 
                 f"output path {str(target)!r} exists and is not a folder; a store is a folder: "
                 "remove the file or choose another name"
             )
-        if target.is_dir() and any(target.iterdir()) and not is_zarr_store(target):
+        if replace and target.is_dir() and any(target.iterdir()) and not is_zarr_store(target):
             raise OutputPathError(
                 f"output path {str(target)!r} is a folder that is not a zarr store; it would be "
                 "replaced: choose another name"
