@@ -78,7 +78,7 @@ def _check_resume(args: argparse.Namespace, stored: dict[str, Any], last: Path) 
     """Refuse a ``--resume`` whose task, model or options differ from the stored run."""
     if args.task != stored.get("task"):
         raise OscsimInputError(
-            f"--resume: {last} holds a {stored.get('task')!r} run, not {args.task!r}; "
+            f"--resume: {last} holds a run of task {stored.get('task')!r}, not {args.task!r}; "
             "give the same task or another --out"
         )
     for option, key in RESUME_FIXED.items():

@@ -123,9 +123,16 @@ def remove_stale_temporaries(target: Path) -> list[Path]:
     return removed
 
 
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # e.g. a name too long: it cannot exist
+        return False
+
+
 def _name_max(folder: Path) -> int:
     probe = folder
-    while not probe.exists() and probe != probe.parent:
+    while not _exists(probe) and probe != probe.parent:
         probe = probe.parent
     try:
         return int(os.pathconf(probe, "PC_NAME_MAX"))

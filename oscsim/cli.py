@@ -8,73 +8,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import signal
 import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from oscsim.arguments import (
+    EXIT_BAD_INPUT,
+    ArgumentParser,
+    finite_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
 from oscsim.errors import OscsimInputError
 
-EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse with one-line errors: ``oscsim COMMAND: error: MESSAGE`` and exit 2.
-
-    (argparse's own prints the whole usage first.) Subcommand parsers are of this class
-    too, since ``add_subparsers`` makes its parsers of the parent's class.
-    """
-
-    def error(self, message: str) -> NoReturn:
-        text = " ".join(message.split())
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {text} (see {self.prog} --help)\n")
-
-
-def finite_float(text: str) -> float:
-    """An argparse type: a finite number (``inf`` and ``nan`` are refused)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """An argparse type: a finite number > 0."""
-    value = finite_float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number > 0")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
-    return value
-
-
-def nonnegative_int(text: str) -> int:
-    """An argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 0")
-    return value
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -334,7 +287,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from oscsim.atomic import OutputPathError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:  # --help (0) or a bad argument (2, one line already printed)
+        return exit.code if isinstance(exit.code, int) else EXIT_BAD_INPUT
     previous = signal.getsignal(signal.SIGTERM)
     try:
         signal.signal(signal.SIGTERM, _raise_on_sigterm)
@@ -342,6 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         previous = None
     try:
         return int(args.handler(args))
+    except SystemExit as exit:  # an experiment's own options: --help (0) or a one-line error
+        return exit.code if isinstance(exit.code, int) else EXIT_BAD_INPUT
     # AnalysisInputError is a ValueError; a missing input file, FileNotFoundError.
     except (OscsimInputError, OutputPathError, ValueError, FileNotFoundError) as error:
         return _report(args, error, EXIT_BAD_INPUT, "error")

@@ -63,6 +63,7 @@ from oscsim.models.training import RunConfig, Trainer, load_checkpoint, to_devic
 from torch import nn
 
 from oscsim import OscsimInputError
+from oscsim.arguments import ArgumentParser
 from oscsim.atomic import write_text_atomic
 from oscsim.config import _parse_value
 from oscsim.io import write_trajectory
@@ -456,7 +457,7 @@ def write_table(out: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Train, score and draw; see the module docstring."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=f"oscsim experiment {__name__.rsplit('.', 1)[-1]}", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--systems", nargs="+", default=list(HAMILTONIAN_TASKS))
