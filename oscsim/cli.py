@@ -11,6 +11,7 @@ import json
 import signal
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -296,6 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _raise_on_sigterm)
     except ValueError:  # not the main thread: leave SIGTERM alone
         previous = None
+    shown = warnings.showwarning
+    warnings.showwarning = _one_line_warning(args.command, shown)
     try:
         return int(args.handler(args))
     except SystemExit as exit:  # an experiment's own options: --help (0) or a one-line error
@@ -318,8 +321,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - the one place that turns failures into a status
         return _report(args, error, EXIT_FAILURE, "failed")
     finally:
+        warnings.showwarning = shown
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line_warning(command: str, fallback: Any) -> Any:
+    """Show oscsim's own warnings as ``oscsim COMMAND: warning: ...`` on one line."""
+    from oscsim.errors import OscsimWarning
+
+    def show(message: Any, category: Any, filename: str, lineno: int, *rest: Any) -> None:
+        if isinstance(category, type) and issubclass(category, OscsimWarning):
+            print(f"oscsim {command}: warning: {_one_line(message)}", file=sys.stderr)
+        else:
+            fallback(message, category, filename, lineno, *rest)
+
+    return show
 
 
 def _report(args: argparse.Namespace, error: BaseException, status: int, kind: str) -> int:

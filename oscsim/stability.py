@@ -78,7 +78,7 @@ def divergence_error(
     )
     step = f" (now {dt:g})" if dt is not None else ""
     return IntegrationError(
-        f"{method}: the {quantity} {grew} at model time t = {time:.6g}; the integration "
+        f"{method}: the {quantity} {grew} by model time t = {time:.6g}; the integration "
         f"diverged: reduce dt{step}, or use an adaptive method (dopri5) or the imex scheme "
         "if the network is stiff (large gamma, strong coupling), or check gamma, epsilon and "
         "the kernels; [solver] max_state sets the bound (max_state × the largest initial, "
