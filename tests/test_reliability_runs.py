@@ -381,3 +381,29 @@ def test_a_stable_step_is_accepted_silently() -> None:
     params = NetworkParameters.random([16], coupling="local", gamma=1.0, epsilon=0.1, rng=0)
     assert check_step_stability(params, "rk4", 0.01, 100.0) == pytest.approx(1.0)
     assert check_step_stability(params, "dopri5", 10.0, 100.0) is None  # adaptive: not estimated
+
+
+def test_evaluate_batch_size_is_honoured_and_does_not_change_the_metrics(
+    tmp_path: Path, capsys
+) -> None:
+    run = _tiny_run(tmp_path / "run", max_steps=2)
+    task, model = build_run(run)
+    Trainer(run, task, model).fit()
+    capsys.readouterr()
+    seen: list[int] = []
+    original = type(task).eval_batches
+
+    def record(self, split, batch_size):
+        seen.append(batch_size)
+        return original(self, split, batch_size)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(task), "eval_batches", record)
+        reports = []
+        for extra in ([], ["--batch-size", "3"]):
+            assert main(["evaluate", str(tmp_path / "run" / LAST), *extra]) == 0
+            reports.append(json.loads(capsys.readouterr().out))
+    assert seen == [task.defaults.eval_batch_size, 3]
+    assert reports[1]["batch_size"] == 3
+    # Sums over items divided by the count: only float32 rounding differs (1e-5 relative).
+    assert reports[1]["mse"] == pytest.approx(reports[0]["mse"], rel=1e-5)
