@@ -549,6 +549,11 @@ def _integrate_torchdiffeq(
 def _check_frames(result: tuple[torch.Tensor, ...], t: torch.Tensor, guard: Guard) -> None:
     """Raise `divergence_error` for the first output frame past the bound or non-finite."""
     bound, names, method, dt = guard
+    with torch.no_grad():  # the common case in one pass without a temporary
+        extremes = [torch.aminmax(tensor.detach()) for tensor in result]
+        peak = max(max(float(high), -float(low)) for low, high in extremes)
+    if peak <= bound:
+        return
     first: tuple[int, str, float] | None = None
     for name, tensor in zip(names, result, strict=False):
         with torch.no_grad():
