@@ -155,7 +155,12 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
         )
         if args.epochs is not None:
             stored["epochs"] = args.epochs
-        return RunConfig(**stored)
+        try:
+            return RunConfig(**stored)
+        except TypeError as error:
+            raise CheckpointError(
+                f"checkpoint {str(last)!r} has a run record this oscsim cannot read: {error}"
+            ) from None
     if last.exists():
         raise OscsimInputError(
             f"--out {out!r} already holds a run; pass --resume to continue it or choose "

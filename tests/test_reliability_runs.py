@@ -10,6 +10,7 @@ import json
 import random
 import shutil
 import time
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -22,7 +23,13 @@ from oscsim.models.runs import build_run
 from oscsim.models.training import RunConfig, Trainer
 from torch import nn
 
-from oscsim import IntegrationError, NetworkParameters, OscillatorNetwork, integrate
+from oscsim import (
+    IntegrationError,
+    NetworkParameters,
+    OscillatorNetwork,
+    OscsimWarning,
+    integrate,
+)
 from oscsim.cli import main
 from oscsim.reference import solve
 from oscsim.stability import amplification, check_step_stability, mode_matrices
@@ -407,3 +414,39 @@ def test_evaluate_batch_size_is_honoured_and_does_not_change_the_metrics(
     assert reports[1]["batch_size"] == 3
     # Sums over items divided by the count: only float32 rounding differs (1e-5 relative).
     assert reports[1]["mse"] == pytest.approx(reports[0]["mse"], rel=1e-5)
+
+
+def test_a_step_near_the_stability_limit_warns_in_one_line_and_runs(tmp_path: Path, capsys) -> None:
+    """euler on an undamped mode (ω² = 1000) grows by (1 + h²ω²)^(1/2) a step: over t_end
+    = 10 with h = 1e-3 about e^5 ≈ 148× — above the warning level (100×), below the bound."""
+    with pytest.warns(OscsimWarning, match="near the stability limit of euler"):
+        params = NetworkParameters.random(
+            [6],
+            coupling="local",
+            gamma=0.0,
+            epsilon=0.0,
+            activation="identity",
+            kernel_position=np.array([[[0.0, -1000.0, 0.0]]]),
+            kernel_velocity=np.zeros((1, 1, 3)),
+        )
+        growth = check_step_stability(params, "euler", 1e-3, 10.0)
+    assert growth == pytest.approx(np.exp(0.5 * np.log1p(1e-3) * 1e4), rel=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", OscsimWarning)  # shown as a user would see it
+        status, err, out = _simulate(
+            tmp_path,
+            capsys,
+            "network.activation=identity",
+            "network.gamma=0",
+            "network.epsilon=0",
+            "network.kernel_position=[0.0, -1000.0, 0.0]",
+            "network.kernel_velocity=[0.0, 0.0, 0.0]",
+            "solver.method=euler",
+            "solver.dt=0.001",
+            "solver.t_end=10",
+            "solver.save_every=1000",
+        )
+    assert status == 0, err
+    assert err.startswith("oscsim simulate: warning: solver.dt = 0.001 is near the stability")
+    assert err.count("\n") == 1
+    assert out.exists()
