@@ -1,7 +1,9 @@
-"""The ``oscsim`` command line (DESIGN §6).
+"""The ``oscsim`` command line.
 
-Bad input exits with status 2 and one line on stderr, any other failure with status 1;
-``--debug`` shows the traceback instead.
+Bad input exits with status 2 and one line on stderr, before any work; a failed
+computation (a divergence, for example) with status 1 and one line; Ctrl-C with 130 and
+SIGTERM with 143, leaving nothing half-written. ``--debug`` shows the traceback instead.
+What is promised and how it is tested: docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -142,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_cmd_demo)
 
     sim = sub.add_parser("simulate", help="integrate a TOML configuration, write a trajectory")
-    sim.add_argument("config", help="TOML configuration (DESIGN §5)")
+    sim.add_argument("config", help="TOML configuration file")
     sim.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override, e.g. network.gamma=0.5"
     )

@@ -1,4 +1,4 @@
-"""Trajectories as `xarray.Dataset`, written atomically to netCDF or zarr (DESIGN §3).
+"""Trajectories as `xarray.Dataset`, written atomically to netCDF or zarr.
 
 Dims ``("sample", "time", "channel", "x")`` on a ring and ``("sample", "time", "channel",
 "y", "x")`` on a torus; variables ``position`` and ``velocity``; attrs carry everything
@@ -50,7 +50,7 @@ def trajectory_dataset(
     config: dict[str, Any] | str | None = None,
     **attrs: Any,
 ) -> xr.Dataset:
-    """Build the DESIGN §3 dataset from time-first arrays.
+    """Build the trajectory dataset from time-first arrays.
 
     Parameters
     ----------
