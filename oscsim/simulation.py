@@ -112,6 +112,19 @@ def _device(name: str) -> torch.device:
     return device
 
 
+def _check_device_memory(config: SimulationConfig, device: torch.device) -> None:
+    """Refuse a run whose saved frames cannot fit in the GPU's free memory."""
+    itemsize = 4 if config.solver.dtype == "float32" else 8
+    need = trajectory_bytes(config) // 8 * itemsize
+    free, _ = torch.cuda.mem_get_info(device)
+    if need > free:
+        raise OscsimInputError(
+            f"the saved frames need about {_size(need)} on {device} but {_size(free)} is free: "
+            "raise solver.save_every, shorten solver.t_end, use fewer initial.samples, or "
+            "solver.device = 'cpu'"
+        )
+
+
 def simulate(config: SimulationConfig) -> xr.Dataset:
     """Integrate ``config`` with its backend and return the trajectory dataset.
 
@@ -129,6 +142,8 @@ def simulate(config: SimulationConfig) -> xr.Dataset:
     params = config.network_parameters()
     device = _device(solver.device) if solver.backend == "torch" else None
     check_resources(config)
+    if device is not None and device.type == "cuda":
+        _check_device_memory(config, device)
     if solver.stability_check:
         check_step_stability(params, solver.method, solver.dt, solver.t_end, solver.max_state)
     position0, velocity0 = initial_state(config.initial, params)
