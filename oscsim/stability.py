@@ -67,6 +67,10 @@ def state_bound(max_state: float | None, *values: Any) -> float:
     return float(max_state) * scale
 
 
+#: Methods that choose their own step (the advice differs: their step is not the cause).
+ADAPTIVE = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun", "scipy_solver")
+
+
 def divergence_error(
     method: str, time: float, quantity: str, value: float, bound: float, dt: float | None
 ) -> IntegrationError:
@@ -76,13 +80,23 @@ def divergence_error(
         if not math.isfinite(value)
         else f"reached {value:.3g}, past the bound {bound:.3g}"
     )
-    step = f" (now {dt:g})" if dt is not None else ""
+    if method in ADAPTIVE:
+        advice = (
+            "an adaptive method follows the true solution, so the network itself grows: "
+            "check gamma, epsilon, the kernels and the drive (a linear mode with a positive "
+            "growth rate grows without bound; a bounded activation such as tanh limits it)"
+        )
+    else:
+        step = f" (now {dt:g})" if dt is not None else ""
+        advice = (
+            f"reduce dt{step}, or use an adaptive method (dopri5), or the imex scheme if the "
+            "network is stiff (large gamma, strong coupling); if it still grows, check gamma, "
+            "epsilon and the kernels"
+        )
     return IntegrationError(
         f"{method}: the {quantity} {grew} by model time t = {time:.6g}; the integration "
-        f"diverged: reduce dt{step}, or use an adaptive method (dopri5) or the imex scheme "
-        "if the network is stiff (large gamma, strong coupling), or check gamma, epsilon and "
-        "the kernels; [solver] max_state sets the bound (max_state × the largest initial, "
-        "bias or drive amplitude)"
+        f"diverged: {advice}. [solver] max_state sets the bound (max_state × the largest "
+        "initial, bias or drive amplitude)"
     )
 
 

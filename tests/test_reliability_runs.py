@@ -235,7 +235,9 @@ def test_a_blow_up_stops_at_the_time_it_passes_the_bound(method: str, dt) -> Non
     with pytest.raises(IntegrationError) as caught:
         integrate(net, (y0, torch.zeros_like(y0)), times, method=method, dt=dt, max_state=1e6)
     message = str(caught.value)
-    assert "past the bound 1e+06" in message and "reduce dt" in message
+    assert "past the bound 1e+06" in message
+    # A fixed step may be the cause; an adaptive method's step is not: the network grows.
+    assert ("network itself grows" if method == "dopri5" else "reduce dt") in message
     # The k = 0 mode: y = 0.5·cosh(w·t), z = 0.5·w·sinh(w·t) with w = sqrt(3000); the
     # velocity passes 1e6 first, at t = asinh(2e6/w)/w ≈ 0.2045.
     reported = float(message.split("model time t = ")[1].split(";")[0])
@@ -321,7 +323,8 @@ def test_simulate_exits_1_at_a_blow_up_and_writes_nothing(
         tmp_path, capsys, *GROWING, f"solver.backend={backend}", f"solver.method={method}"
     )
     assert status == 1, err
-    assert err.count("\n") == 1 and "reduce dt" in err, err
+    assert err.count("\n") == 1, err
+    assert ("network itself grows" if method == "dopri5" else "reduce dt") in err, err
     # Passed at t ≈ 0.2045 (see above); reported then (rk4's later stages look ahead: a
     # step earlier), or at the first saved frame after it (t = 0.3) where only frames are
     # seen (the Numba fixed-step kernels).
