@@ -453,3 +453,16 @@ def test_a_step_near_the_stability_limit_warns_in_one_line_and_runs(tmp_path: Pa
     assert err.startswith("oscsim simulate: warning: solver.dt = 0.001 is near the stability")
     assert err.count("\n") == 1
     assert out.exists()
+
+
+def test_an_adaptive_run_that_fails_names_the_time_at_once() -> None:
+    """y' = y², y(0) = 1 has y = 1/(1 − t): it passes 1e6 at t = 1 − 1e-6 and has no
+    solution past t = 1. With the bound the run stops there; without it, the step size
+    underflows at t = 1 — either way within seconds and naming the time."""
+    y0 = torch.ones(1, 1, dtype=torch.float64)
+    start = time.perf_counter()
+    with pytest.raises(IntegrationError, match=r"past the bound 1e\+06 by model time t = 0\.99999"):
+        integrate(lambda t, y: y**2, y0, [0.0, 2.0], method="dopri5")
+    with pytest.raises(IntegrationError, match=r"underflowed near model time t = 1 "):
+        integrate(lambda t, y: y**2, y0, [0.0, 2.0], method="dopri5", max_state=None)
+    assert time.perf_counter() - start < 30
