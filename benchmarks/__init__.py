@@ -11,7 +11,6 @@ import importlib
 import json
 import platform
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -83,7 +82,9 @@ def run_benchmarks(
     )
     print(table)
     if out is not None:
-        Path(out).write_text(json.dumps({"rows": rows, "quick": quick}, indent=2, default=float))
+        from oscsim.atomic import write_text_atomic
+
+        write_text_atomic(json.dumps({"rows": rows, "quick": quick}, indent=2, default=float), out)
     for line in failed:
         print(f"failed: {line}")
     return 1 if failed else 0

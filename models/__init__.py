@@ -4,6 +4,9 @@ The public names below are imported on first use, so ``import oscsim.models`` st
 (``oscsim data mnist`` needs only `oscsim.models.data`). Data sets live in
 `oscsim.models.data`; the experiments behind the results pages in
 `oscsim.models.experiments` (run them as ``oscsim experiment NAME``).
+
+`load_model` returns the model of a checkpoint written by ``oscsim train`` or
+``oscsim import-reference``.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from oscsim.models.checkpoint import load_checkpoint
     from oscsim.models.equivariance import (
         EquivarianceResult,
         equivariance_test,
@@ -32,7 +36,7 @@ if TYPE_CHECKING:
         build_forecast_task,
         valid_prediction_time,
     )
-    from oscsim.models.runs import build_run
+    from oscsim.models.runs import build_run, load_model
     from oscsim.models.sequence import (
         SEQUENCE_MODELS,
         LSTMSequenceModel,
@@ -46,7 +50,6 @@ if TYPE_CHECKING:
         Trainer,
         TrainingDivergedError,
         evaluate,
-        load_checkpoint,
     )
 
 _LAZY = {
@@ -66,6 +69,7 @@ _LAZY = {
     "build_forecast_task": "oscsim.models.forecast_tasks",
     "valid_prediction_time": "oscsim.models.forecast_tasks",
     "build_run": "oscsim.models.runs",
+    "load_model": "oscsim.models.runs",
     "SEQUENCE_MODELS": "oscsim.models.sequence",
     "LSTMSequenceModel": "oscsim.models.sequence",
     "OscillatorSequenceModel": "oscsim.models.sequence",
@@ -78,7 +82,7 @@ _LAZY = {
     "Trainer": "oscsim.models.training",
     "TrainingDivergedError": "oscsim.models.training",
     "evaluate": "oscsim.models.training",
-    "load_checkpoint": "oscsim.models.training",
+    "load_checkpoint": "oscsim.models.checkpoint",
 }
 
 
@@ -119,5 +123,6 @@ __all__ = [
     "fourier_shift",
     "latent_dataset",
     "load_checkpoint",
+    "load_model",
     "valid_prediction_time",
 ]

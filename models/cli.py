@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
+from oscsim.models.checkpoint import LAST, CheckpointError
 from oscsim.models.runs import build_run, model_from_checkpoint
 from oscsim.models.training import RunConfig, Trainer, evaluate, load_checkpoint
 
+from oscsim.atomic import OutputPathError, check_output_path
 from oscsim.config import _parse_value
 from oscsim.errors import OscsimInputError
 
@@ -27,8 +30,86 @@ def _model_options(items: list[str] | None) -> dict[str, Any]:
 
 
 def _positive(name: str, value: int | float | None) -> None:
-    if value is not None and value <= 0:
+    if value is None:
+        return
+    if not math.isfinite(value):
+        raise OscsimInputError(f"{name} must be a finite number, got {value}")
+    if value <= 0:
         raise OscsimInputError(f"{name} must be positive, got {value}")
+
+
+def check_device(name: str) -> str:
+    """Refuse a ``--device`` that is not a torch device or is not available here."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise OscsimInputError(
+            f"--device {name!r} is not a torch device; use cpu, cuda, cuda:N or mps"
+        ) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise OscsimInputError(f"--device {name!r}: no CUDA device is available here; use cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise OscsimInputError(
+                f"--device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here"
+            )
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise OscsimInputError(f"--device {name!r}: MPS is not available here; use cpu")
+    elif device.type != "cpu":
+        raise OscsimInputError(f"--device {name!r} is not supported; use cpu, cuda or mps")
+    return name
+
+
+#: Run settings a resumed run must share with the stored one: command-line option → field.
+RESUME_FIXED = {
+    "--model": "model",
+    "--seed": "seed",
+    "--batch-size": "batch_size",
+    "--lr": "lr",
+    "--seq-len": "seq_len",
+    "--limit-train": "limit_train",
+    "--limit-eval": "limit_eval",
+    "--clip-grad-norm": "clip_grad_norm",
+}
+
+
+def _check_resume(args: argparse.Namespace, stored: dict[str, Any], last: Path) -> None:
+    """Refuse a ``--resume`` whose task, model or options differ from the stored run."""
+    if args.task != stored.get("task"):
+        raise OscsimInputError(
+            f"--resume: {last} holds a run of task {stored.get('task')!r}, not {args.task!r}; "
+            "give the same task or another --out"
+        )
+    for option, key in RESUME_FIXED.items():
+        given = getattr(args, key)
+        if given is not None and given != stored.get(key):
+            raise OscsimInputError(
+                f"--resume: {option} {given!r} differs from the stored run's {stored.get(key)!r} "
+                f"({last}); drop {option} to continue it, or start a new run in another --out"
+            )
+    options = _model_options(args.set)
+    stored_options = stored.get("model_options", {})
+    for key, value in options.items():
+        if stored_options.get(key) != value:
+            raise OscsimInputError(
+                f"--resume: --set {key}={value!r} differs from the stored run's "
+                f"{stored_options.get(key)!r} ({last}); drop it to continue the run, or start "
+                "a new run in another --out"
+            )
+
+
+def _check_out(out: str) -> None:
+    try:
+        check_output_path(out, directory=True, replace=False)
+    except OutputPathError as error:
+        raise OscsimInputError(f"--out: {error}") from None
+    folder = Path(out)
+    if folder.is_dir() and not (folder / LAST).exists() and any(folder.glob("*.pt")):
+        raise OscsimInputError(
+            f"--out {out!r} holds old pickle-based checkpoints (*.pt), which oscsim no longer "
+            "loads (loading a pickle can run code); choose another --out"
+        )
 
 
 def run_config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -45,11 +126,50 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
         "clip_grad_norm",
     ):
         _positive(f"--{name.replace('_', '-')}", getattr(args, name))
-    out = args.out or f"runs/{args.task}-{args.model}-s{args.seed}"
+    if args.seed is not None and args.seed < 0:
+        raise OscsimInputError(f"--seed must be >= 0, got {args.seed}")
+    check_device(args.device)
+    model = args.model or "nwm2d"
+    seed = 0 if args.seed is None else args.seed
+    out = args.out or f"runs/{args.task}-{model}-s{seed}"
+    _check_out(out)
+    last = Path(out) / LAST
+    if args.resume:
+        if not last.exists():
+            raise OscsimInputError(
+                f"--resume: no checkpoint {str(last)!r}; run without --resume to start, or "
+                "give the --out of an earlier run"
+            )
+        state = load_checkpoint(last)
+        stored = dict(state["run"])
+        _check_resume(args, stored, last)
+        # The folder it is resumed from, which need not be where it started (a copied run).
+        stored.update(
+            {
+                "out": out,
+                "max_steps": args.max_steps,
+                "progress": sys.stderr.isatty(),
+                "device": args.device,
+                "checkpoint_every": args.checkpoint_every,
+            }
+        )
+        if args.epochs is not None:
+            stored["epochs"] = args.epochs
+        try:
+            return RunConfig(**stored)
+        except TypeError as error:
+            raise CheckpointError(
+                f"checkpoint {str(last)!r} has a run record this oscsim cannot read: {error}"
+            ) from None
+    if last.exists():
+        raise OscsimInputError(
+            f"--out {out!r} already holds a run; pass --resume to continue it or choose "
+            "another --out"
+        )
     probe = RunConfig(
         task=args.task,
-        model=args.model,
-        seed=args.seed,
+        model=model,
+        seed=seed,
         epochs=1,
         batch_size=1,
         lr=1.0,
@@ -60,19 +180,12 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
         model_options=_model_options(args.set),
         device=args.device,
     )
-    if args.resume and (Path(out) / "last.pt").exists():
-        stored = load_checkpoint(Path(out) / "last.pt")["run"]
-        # The folder it is resumed from, which need not be where it started (a copied run).
-        stored.update({"out": out, "max_steps": args.max_steps, "progress": sys.stderr.isatty()})
-        if args.epochs is not None:
-            stored["epochs"] = args.epochs
-        return RunConfig(**stored)
     task, _ = build_run(probe)
     defaults = task.defaults
     return RunConfig(
         task=args.task,
-        model=args.model,
-        seed=args.seed,
+        model=model,
+        seed=seed,
         epochs=args.epochs or defaults.epochs,
         batch_size=args.batch_size or defaults.batch_size,
         lr=args.lr or defaults.lr,
@@ -94,8 +207,8 @@ def train_command(args: argparse.Namespace) -> int:
     """``oscsim train TASK --model M ...``."""
     run = run_config_from_args(args)
     task_state = None
-    last = Path(run.out) / "last.pt"
-    if args.resume and last.exists():
+    last = Path(run.out) / LAST
+    if args.resume:
         task_state = load_checkpoint(last)["task_state"]
     task, model = build_run(run, task_state)
     trainer = Trainer(run, task, model)
@@ -115,11 +228,13 @@ def train_command(args: argparse.Namespace) -> int:
 
 def evaluate_command(args: argparse.Namespace) -> int:
     """``oscsim evaluate CHECKPOINT``: metrics of the saved model on a split."""
+    _positive("--batch-size", args.batch_size)
+    _positive("--limit", args.limit)
     run, task, model, state = model_from_checkpoint(args.checkpoint)
+    run.device = "cpu"
     if args.limit is not None:
-        _positive("--limit", args.limit)
         task.limit_eval = args.limit
-    metrics = evaluate(model, task, args.split, run.device, run.dtype)
+    metrics = evaluate(model, task, args.split, run.device, run.dtype, batch_size=args.batch_size)
     print(
         json.dumps(
             {
@@ -127,6 +242,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
                 "model": run.model,
                 "split": args.split,
                 "step": state["step"],
+                "batch_size": args.batch_size or task.defaults.eval_batch_size,
                 **metrics,
             },
             indent=2,

@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
 from scipy.signal import hilbert  # noqa: E402
 
+from oscsim.atomic import atomic_target
 from oscsim.errors import OscsimInputError  # noqa: E402
 
 
@@ -35,8 +36,8 @@ def _image(frame: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:
     """Write ``fig`` to ``path`` (folders made as needed) and close it."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(target, dpi=120, bbox_inches="tight")
+    with atomic_target(target) as tmp:  # the temporary's suffix is not the format's
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format=target.suffix.lstrip(".") or None)
     plt.close(fig)
     return target
 

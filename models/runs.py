@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from oscsim.models.checkpoint import CheckpointError, load_checkpoint
 from oscsim.models.registry import RUN_BUILDERS, check_model, resolve, task_entry
 from oscsim.models.sequence import REFERENCE_OPTIONS, EmbeddedSequenceModel, build_sequence_model
 from oscsim.models.tasks import Task, build_task
-from oscsim.models.training import RunConfig, load_checkpoint
+from oscsim.models.training import RunConfig
 from torch import nn
 
 from oscsim.errors import OscsimInputError
@@ -99,7 +101,12 @@ def model_from_checkpoint(path: str | Path) -> tuple[RunConfig, Task, nn.Module,
         No checkpoint at ``path`` or not an oscsim one.
     """
     state = load_checkpoint(path)
-    run = RunConfig(**state["run"])
+    try:
+        run = RunConfig(**state["run"])
+    except TypeError as error:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has a run record this oscsim cannot read: {error}"
+        ) from None
     task, model = build_run(run, state["task_state"])
     model.to(dtype=getattr(torch, run.dtype))
     try:
@@ -109,3 +116,23 @@ def model_from_checkpoint(path: str | Path) -> tuple[RunConfig, Task, nn.Module,
             f"{path}: the stored weights do not fit the {run.model} model of {run.task}: {error}"
         ) from error
     return run, task, model, state
+
+
+def load_model(path: str | os.PathLike[str], *, device: str = "cpu") -> nn.Module:
+    """The model of a checkpoint written by ``oscsim train``, weights loaded, in eval mode.
+
+    Parameters
+    ----------
+    path
+        ``last.safetensors`` or ``best.safetensors`` of a run folder, or a checkpoint written
+        by ``oscsim import-reference``.
+    device
+        Where the model goes.
+
+    Raises
+    ------
+    oscsim.models.checkpoint.CheckpointError
+        If ``path`` is not an oscsim checkpoint (nothing of it is executed).
+    """
+    _, _, model, _ = model_from_checkpoint(path)
+    return model.to(device).eval()

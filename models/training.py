@@ -1,10 +1,14 @@
 """The trainer: Adam, progress bars, validation every epoch, atomic checkpoints, exact resume.
 
-A run folder holds ``last.pt`` (written every ``checkpoint_every`` steps and at every epoch
-end), ``best.pt`` (best validation metric), ``metrics.csv`` and ``metrics.json``. Batches
-are pure functions of ``(seed, epoch, index)`` and the checkpoint stores the model,
-optimiser, schedule, RNG states and metric history, so ``--resume`` after a kill continues
-bit for bit where the uninterrupted run would be, and loses nothing before the checkpoint.
+A run folder holds ``last.safetensors`` (written every ``checkpoint_every`` steps and at
+every epoch end), ``best.safetensors`` (best validation metric), ``metrics.csv`` and
+``metrics.json``. Checkpoints hold tensors and JSON only (`oscsim.models.checkpoint`), so
+loading one cannot run code. Batches are pure functions of ``(seed, epoch, index)``, a
+fresh run seeds the torch, NumPy and Python generators from its seed, and the checkpoint
+stores the model, optimiser, schedule, the three RNG states, the metric history and the
+partly filled logging interval, so ``--resume`` after a kill continues bit for bit where
+the uninterrupted run would be: the same weights, the same logged rows (the first row after
+a resume averages the same steps) and the same RNG states.
 """
 
 from __future__ import annotations
@@ -21,14 +25,25 @@ from typing import Any
 
 import numpy as np
 import torch
+from oscsim.models.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
 from oscsim.models.tasks import Task
 from torch import nn
 from tqdm.auto import tqdm
 
-from oscsim.atomic import atomic_target, write_text_atomic
+from oscsim.atomic import write_text_atomic
 from oscsim.errors import OscsimInputError
 
-CHECKPOINT_FORMAT = 1
+__all__ = [
+    "BEST",
+    "LAST",
+    "RunConfig",
+    "Trainer",
+    "TrainingDivergedError",
+    "evaluate",
+    "load_checkpoint",
+    "save_checkpoint",
+    "seed_everything",
+]
 
 
 class TrainingDivergedError(RuntimeError):
@@ -66,10 +81,11 @@ class RunConfig:
         return asdict(self)
 
 
-def save_atomic(obj: Any, path: Path) -> None:
-    """``torch.save`` to ``path`` atomically (`oscsim.atomic`)."""
-    with atomic_target(path) as tmp:
-        torch.save(obj, tmp)
+def seed_everything(seed: int) -> None:
+    """Seed the torch, NumPy and Python generators (a fresh run starts from known states)."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -83,7 +99,8 @@ def _rng_state() -> dict[str, Any]:
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
 
 
 def to_device(tensor: torch.Tensor, device: str, dtype: torch.dtype) -> torch.Tensor:
@@ -95,14 +112,26 @@ def to_device(tensor: torch.Tensor, device: str, dtype: torch.dtype) -> torch.Te
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, task: Task, split: str, device: str = "cpu", dtype: str = "float32"
+    model: nn.Module,
+    task: Task,
+    split: str,
+    device: str = "cpu",
+    dtype: str = "float32",
+    batch_size: int | None = None,
 ) -> dict[str, float]:
-    """Mean metrics of ``model`` over a fixed split of ``task``."""
+    """Mean metrics of ``model`` over a fixed split of ``task``.
+
+    ``batch_size`` (default: the task's evaluation batch size) changes only how many items
+    go through the model at once, not the metrics (up to rounding).
+    """
     model.eval()
     torch_dtype = getattr(torch, dtype)
     totals: dict[str, float] = {}
     count = 0
-    for x, y in task.eval_batches(split, task.defaults.eval_batch_size):
+    size = task.defaults.eval_batch_size if batch_size is None else batch_size
+    if size < 1:
+        raise OscsimInputError(f"batch_size must be a positive integer, got {size}")
+    for x, y in task.eval_batches(split, size):
         y = to_device(y, device, torch_dtype)
         output = model(to_device(x, device, torch_dtype))
         for key, value in task.batch_metrics(output, y).items():
@@ -146,13 +175,17 @@ class Trainer:
         #: Test metrics of the model the task's rule selects (set when a run finishes).
         self.test: dict[str, Any] = {}
         self.on_checkpoint = on_checkpoint
+        # The logging interval in progress (sums since the last logged row): checkpointed,
+        # so the first row after a resume averages the same steps as without the break.
+        self.interval: dict[str, float] = {}
+        self.interval_steps = 0
+        self.interval_seconds = 0.0
 
     # ----------------------------------------------------------------------------------
     # checkpoints
 
     def _checkpoint(self) -> dict[str, Any]:
         return {
-            "format": CHECKPOINT_FORMAT,
             "run": self.config.to_dict(),
             "task_state": self.task.state(),
             "model_state": self.model.state_dict(),
@@ -165,13 +198,18 @@ class Trainer:
             "history": self.history,
             "best": self.best,
             "converged_step": self.converged_step,
+            "interval": {
+                "sums": self.interval,
+                "steps": self.interval_steps,
+                "seconds": self.interval_seconds,
+            },
             "rng": _rng_state(),
         }
 
-    def save(self, name: str = "last.pt") -> Path:
+    def save(self, name: str = LAST) -> Path:
         """Write a checkpoint and the metric files, atomically."""
         path = self.out / name
-        save_atomic(self._checkpoint(), path)
+        save_checkpoint(self._checkpoint(), path)
         self._write_metrics()
         if self.on_checkpoint is not None:
             self.on_checkpoint(self.step)
@@ -179,9 +217,7 @@ class Trainer:
 
     def load(self, path: Path) -> None:
         """Restore everything from a checkpoint written by `save`."""
-        state = torch.load(path, map_location=self.config.device, weights_only=False)
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise OscsimInputError(f"{path} is not an oscsim training checkpoint")
+        state = load_checkpoint(path)
         self.model.load_state_dict(state["model_state"])
         self.optimizer.load_state_dict(state["optimizer_state"])
         self.scheduler.load_state_dict(state["scheduler_state"])
@@ -192,6 +228,10 @@ class Trainer:
         self.history = state["history"]
         self.best = state["best"]
         self.converged_step = state["converged_step"]
+        interval = state.get("interval", {})
+        self.interval = dict(interval.get("sums", {}))
+        self.interval_steps = int(interval.get("steps", 0))
+        self.interval_seconds = float(interval.get("seconds", 0.0))
         _set_rng_state(state["rng"])
 
     def _write_metrics(self) -> None:
@@ -247,7 +287,7 @@ class Trainer:
         better = best is None or (value > best if self.task.higher_is_better else value < best)
         if better:
             self.best = {key: value, "step": self.step, "epoch": self.epoch, **metrics}
-            save_atomic(self._checkpoint(), self.out / "best.pt")
+            save_checkpoint(self._checkpoint(), self.out / BEST)
         threshold = getattr(self.task, "converged_below", None)
         if threshold is not None and self.converged_step is None and value < threshold:
             self.converged_step = self.step
@@ -258,11 +298,17 @@ class Trainer:
         output = self.model(x)
         loss = self.task.loss(output, y)
         if not torch.isfinite(loss):
+            last = self.out / LAST
+            where = (
+                f"the last good checkpoint is {last} (resume from it with --resume)"
+                if last.exists()
+                else "no checkpoint was written before it"
+            )
             raise TrainingDivergedError(
                 f"the training loss became {float(loss.detach())} at step {self.step + 1} (epoch "
-                f"{self.epoch}); the last good checkpoint is {self.out / 'last.pt'}. Lower "
-                f"the learning rate (now {self.optimizer.param_groups[0]['lr']:g}) or dt, "
-                "or raise the damping epsilon, then run again"
+                f"{self.epoch}); {where}. Lower the learning rate (now "
+                f"{self.optimizer.param_groups[0]['lr']:g}) or dt, or raise the damping "
+                "epsilon, then run again"
             )
         loss.backward()
         if self.config.clip_grad_norm is not None:
@@ -290,7 +336,7 @@ class Trainer:
     def fit(self, *, resume: bool = False) -> dict[str, Any]:
         """Train until ``epochs`` (or ``max_steps``); returns the summary."""
         config = self.config
-        last = self.out / "last.pt"
+        last = self.out / LAST
         if resume:
             if not last.exists():
                 raise OscsimInputError(f"--resume: no checkpoint at {last}")
@@ -300,10 +346,9 @@ class Trainer:
                 f"{self.out} already holds a run; pass --resume to continue it or choose "
                 "another --out"
             )
+        else:
+            seed_everything(config.seed)
         self.out.mkdir(parents=True, exist_ok=True)
-        interval: dict[str, float] = {}
-        interval_steps = 0
-        interval_seconds = 0.0
         while self.epoch < config.epochs:
             n_batches = self.task.batches_per_epoch(config.batch_size)
             bar = tqdm(
@@ -326,10 +371,10 @@ class Trainer:
                 self.elapsed += seconds
                 self.step += 1
                 self.batch_index += 1
-                interval_steps += 1
-                interval_seconds += seconds
+                self.interval_steps += 1
+                self.interval_seconds += seconds
                 for key, value in metrics.items():
-                    interval[key] = interval.get(key, 0.0) + value
+                    self.interval[key] = self.interval.get(key, 0.0) + value
                 self._check_batch_criterion(metrics)
                 bar.update(1)
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}", s_per_step=f"{seconds:.3f}")
@@ -339,12 +384,12 @@ class Trainer:
                             "split": "train",
                             "step": self.step,
                             "epoch": self.epoch,
-                            **{k: v / interval_steps for k, v in interval.items()},
-                            "seconds_per_step": interval_seconds / interval_steps,
+                            **{k: v / self.interval_steps for k, v in self.interval.items()},
+                            "seconds_per_step": self.interval_seconds / self.interval_steps,
                             "lr": self.optimizer.param_groups[0]["lr"],
                         }
                     )
-                    interval, interval_steps, interval_seconds = {}, 0, 0.0
+                    self.interval, self.interval_steps, self.interval_seconds = {}, 0, 0.0
                 if self.step % config.checkpoint_every == 0:
                     self.save()
             bar.close()
@@ -364,13 +409,13 @@ class Trainer:
         if stopped_early and not validated_now:  # a stop on an epoch boundary is validated
             self._validate(partial=True)
         self.save()
-        best_path = self.out / "best.pt"
+        best_path = self.out / BEST
         if self.task.test_at == "last":
             test = evaluate(self.model, self.task, "test", self.config.device, self.config.dtype)
             self.test = {"selection": "last", "step": self.step, "epoch": self.epoch, **test}
             self._write_metrics()
         elif best_path.exists():
-            best_model = torch.load(best_path, map_location=self.config.device, weights_only=False)
+            best_model = load_checkpoint(best_path)
             current = {k: v.clone() for k, v in self.model.state_dict().items()}
             self.model.load_state_dict(best_model["model_state"])
             test = evaluate(self.model, self.task, "test", self.config.device, self.config.dtype)
@@ -386,14 +431,3 @@ class Trainer:
         summary = self.summary()
         summary.pop("history")
         return summary
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint written by the trainer (on CPU)."""
-    source = Path(path)
-    if not source.exists():
-        raise OscsimInputError(f"no checkpoint at {source}")
-    state = torch.load(source, map_location="cpu", weights_only=False)
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise OscsimInputError(f"{source} is not an oscsim training checkpoint")
-    return state

@@ -1,7 +1,9 @@
 """The ``oscsim`` command line (docs/getting-started.md#command-line).
 
-Bad input exits with status 2 and one line on stderr, any other failure with status 1;
-``--debug`` shows the traceback instead.
+Bad input exits with status 2 and one line on stderr, before any work; a failed
+computation (a divergence, for example) with status 1 and one line; Ctrl-C with 130 and
+SIGTERM with 143, leaving nothing half-written. ``--debug`` shows the traceback instead.
+What is promised and how it is tested: docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -11,32 +13,43 @@ import json
 import signal
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-EXIT_BAD_INPUT = 2
+from oscsim.arguments import (
+    EXIT_BAD_INPUT,
+    ArgumentParser,
+    finite_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
+from oscsim.errors import OscsimInputError
+
 EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from oscsim.atomic import check_output_path
     from oscsim.demo import run_demo
 
+    check_output_path(args.out, directory=True, replace=False)
     run_demo(Path(args.out))
     return 0
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from oscsim.config import load_config
-    from oscsim.io import write_trajectory
-    from oscsim.simulation import simulate
+    from oscsim.io import check_trajectory_output, write_trajectory
+    from oscsim.simulation import check_resources, simulate
 
     config = load_config(args.config, args.set or [])
-    out = Path(args.out or config.output.path)
-    if out.suffix not in (".nc", ".zarr"):
-        from oscsim.errors import OscsimInputError
-
-        raise OscsimInputError(f"--out {str(out)!r} must end in .nc or .zarr")
+    out = check_trajectory_output(args.out or config.output.path)
+    check_resources(config, out)
     ds = simulate(config)
     write_trajectory(ds, out)
     print(f"wrote {out} ({ds.sizes['time']} frames, {ds.sizes['sample']} sample(s))")
@@ -45,9 +58,21 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from oscsim.analysis import analyze_dataset
+    from oscsim.atomic import check_output_path
     from oscsim.io import read_trajectory
 
+    if args.band is not None and not 0 <= args.band[0] < args.band[1]:
+        raise OscsimInputError(
+            f"--band {args.band[0]:g} {args.band[1]:g}: give 0 <= LOW < HIGH (cycles per time unit)"
+        )
+    if args.out is not None:
+        check_output_path(args.out, directory=True, replace=False)
     ds = read_trajectory(args.path)
+    if args.var not in ds.data_vars:
+        raise OscsimInputError(
+            f"--var {args.var!r}: {args.path!r} has no such variable; it has "
+            f"{', '.join(map(str, ds.data_vars))}"
+        )
     out_dir = None if args.out is None else Path(args.out)
     report = analyze_dataset(
         ds, var=args.var, band=tuple(args.band) if args.band else None, out_dir=out_dir
@@ -76,6 +101,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from oscsim.benchmarks import run_benchmarks
 
+    if args.out is not None:
+        from oscsim.atomic import check_output_path
+
+        check_output_path(args.out)
     return run_benchmarks(only=args.only, quick=args.quick, out=args.out)
 
 
@@ -92,6 +121,10 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 def _cmd_data(args: argparse.Namespace) -> int:
     from oscsim.models.data.mnist import fetch_mnist
 
+    if args.cache_dir is not None:
+        from oscsim.atomic import check_output_path
+
+        check_output_path(args.cache_dir, directory=True, replace=False)
     path = fetch_mnist(args.cache_dir)
     print(f"MNIST ready at {path}")
     return 0
@@ -99,7 +132,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="oscsim",
         description="Simulate, train and analyse topographic coupled oscillator networks.",
     )
@@ -124,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     ana.add_argument(
         "--band",
         nargs=2,
-        type=float,
+        type=finite_float,
         metavar=("LOW", "HIGH"),
         help="band-pass in cycles per time unit before the Hilbert transform",
     )
@@ -139,8 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="test metrics of a saved checkpoint")
     evaluate.add_argument("checkpoint", help="checkpoint file written by oscsim train")
     evaluate.add_argument("--split", default="test", choices=("validation", "test"))
-    evaluate.add_argument("--batch-size", type=int, default=None)
-    evaluate.add_argument("--limit", type=int, default=None, help="evaluate on the first N items")
+    evaluate.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="items per forward pass (default: the task's; the metrics do not depend on it)",
+    )
+    evaluate.add_argument(
+        "--limit", type=positive_int, default=None, help="evaluate on the first N items"
+    )
     evaluate.set_defaults(handler=_cmd_evaluate)
 
     bench = sub.add_parser("bench", help="benchmark table: ratios against baselines, one run")
@@ -178,25 +218,42 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     from oscsim.models.registry import TASKS, model_help
 
     parser.add_argument("task", choices=tuple(TASKS), help="what to learn")
-    parser.add_argument("--model", default="nwm2d", help=model_help())
+    parser.add_argument("--model", default=None, help=model_help())
     parser.add_argument("--out", default=None, help="run folder (default runs/TASK-MODEL-sSEED)")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs (default: published)")
-    parser.add_argument("--max-steps", type=int, default=None, help="stop after N optimiser steps")
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: published)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt exactly")
     parser.add_argument(
-        "--limit-train", type=int, default=None, help="use the first N training items"
+        "--epochs", type=positive_int, default=None, help="epochs (default: published)"
     )
-    parser.add_argument("--limit-eval", type=int, default=None, help="use the first N eval items")
-    parser.add_argument("--seq-len", type=int, default=None, help="adding problem length T")
+    parser.add_argument(
+        "--max-steps", type=positive_int, default=None, help="stop after N optimiser steps"
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=None)
+    parser.add_argument(
+        "--lr", type=positive_float, default=None, help="learning rate (default: published)"
+    )
+    parser.add_argument("--seed", type=nonnegative_int, default=None, help="default 0")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue OUT/last.safetensors exactly (task, model and options must match)",
+    )
+    parser.add_argument(
+        "--limit-train", type=positive_int, default=None, help="use the first N training items"
+    )
+    parser.add_argument(
+        "--limit-eval", type=positive_int, default=None, help="use the first N eval items"
+    )
+    parser.add_argument(
+        "--seq-len", type=positive_int, default=None, help="adding problem length T"
+    )
     parser.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override a model or task option"
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
-        "--checkpoint-every", type=int, default=50, help="steps between checkpoints (default 50)"
+        "--checkpoint-every",
+        type=positive_int,
+        default=50,
+        help="steps between checkpoints (default 50)",
     )
     parser.add_argument(
         "--stop-when-converged",
@@ -205,7 +262,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--clip-grad-norm",
-        type=float,
+        type=finite_float,
         default=None,
         metavar="MAX",
         help="rescale each gradient to a 2-norm of at most MAX (default: no clipping)",
@@ -241,39 +298,87 @@ def _add_import_reference(sub: Any) -> None:
     command.set_defaults(handler=handler)
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds like `KeyboardInterrupt`, so atomic writers clean up."""
+
+
 def _raise_on_sigterm(signum: int, frame: Any) -> None:
-    # Turn a kill into an exception so that atomic writers remove their temporary files.
-    raise SystemExit(128 + signum)
+    raise Terminated
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
-    from oscsim.errors import OscsimInputError
+    """Run the command line; returns the exit status.
+
+    0 on success; 2 for bad input (one line on stderr, before any work); 1 for a failed
+    computation (e.g. `oscsim.IntegrationError`: one line with the model time and advice);
+    130 after Ctrl-C and 143 after SIGTERM (nothing half-written is left).
+    """
+    from oscsim.atomic import OutputPathError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:  # --help (0) or a bad argument (2, one line already printed)
+        return exit.code if isinstance(exit.code, int) else EXIT_BAD_INPUT
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        previous = None
+    shown = warnings.showwarning
+    warnings.showwarning = _one_line_warning(args.command, shown)
     try:
         return int(args.handler(args))
-    except (OscsimInputError, ValueError, FileNotFoundError) as error:
-        if args.debug:
-            traceback.print_exc()
-        else:
-            print(f"oscsim {args.command}: error: {_one_line(error)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    except SystemExit as exit:  # an experiment's own options: --help (0) or a one-line error
+        return exit.code if isinstance(exit.code, int) else EXIT_BAD_INPUT
+    # AnalysisInputError is a ValueError; a missing input file, FileNotFoundError.
+    except (OscsimInputError, OutputPathError, ValueError, FileNotFoundError) as error:
+        return _report(args, error, EXIT_BAD_INPUT, "error")
     except KeyboardInterrupt:
         print(f"oscsim {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as error:  # noqa: BLE001 - the one place that turns failures into a status
-        if args.debug:
-            traceback.print_exc()
-        else:
-            print(
-                f"oscsim {args.command}: failed: {type(error).__name__}: {_one_line(error)} "
-                "(rerun with --debug for the traceback)",
-                file=sys.stderr,
-            )
+        return EXIT_INTERRUPTED
+    except Terminated:
+        print(f"oscsim {args.command}: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    except MemoryError:
+        print(
+            f"oscsim {args.command}: failed: out of memory; make the problem smaller",
+            file=sys.stderr,
+        )
         return EXIT_FAILURE
+    except Exception as error:  # noqa: BLE001 - the one place that turns failures into a status
+        return _report(args, error, EXIT_FAILURE, "failed")
+    finally:
+        warnings.showwarning = shown
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line_warning(command: str, fallback: Any) -> Any:
+    """Show oscsim's own warnings as ``oscsim COMMAND: warning: ...`` on one line."""
+    from oscsim.errors import OscsimWarning
+
+    def show(message: Any, category: Any, filename: str, lineno: int, *rest: Any) -> None:
+        if isinstance(category, type) and issubclass(category, OscsimWarning):
+            print(f"oscsim {command}: warning: {_one_line(message)}", file=sys.stderr)
+        else:
+            fallback(message, category, filename, lineno, *rest)
+
+    return show
+
+
+def _report(args: argparse.Namespace, error: BaseException, status: int, kind: str) -> int:
+    if args.debug:
+        traceback.print_exc()
+    elif status == EXIT_BAD_INPUT:
+        print(f"oscsim {args.command}: error: {_one_line(error)}", file=sys.stderr)
+    else:
+        print(
+            f"oscsim {args.command}: failed: {type(error).__name__}: {_one_line(error)} "
+            "(rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
+    return status
 
 
 def _one_line(error: BaseException) -> str:

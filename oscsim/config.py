@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import stat
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -21,6 +22,7 @@ import numpy as np
 from oscsim.errors import OscsimInputError
 from oscsim.parameters import ACTIVATIONS, COUPLINGS, NetworkParameters
 from oscsim.solvers.registry import METHODS
+from oscsim.stability import DEFAULT_MAX_STATE
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,10 +33,24 @@ INITIAL_KINDS = ("gaussian", "random", "zeros", "plane_wave", "file")
 BACKENDS = ("torch", "numba")
 DTYPES = ("float32", "float64")
 NUMBA_METHODS = ("euler", "rk4", "imex", "dopri5")
+#: A configuration file larger than this is refused (a real one is a few hundred bytes).
+MAX_CONFIG_BYTES = 1 << 20
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float (TOML's ``inf`` and ``nan`` are not numbers here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _bound(key: str, value: Any) -> None:
+    """A number > 0; ``inf`` switches the bound off."""
+    if not (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and value > 0
+        and not math.isnan(value)
+    ):
+        raise OscsimInputError(f"{key} must be a number > 0 (inf: no bound), got {value!r}")
 
 
 def _nonnegative_or_list(key: str, value: Any) -> None:
@@ -96,17 +112,17 @@ def _number_list(key: str, value: Any) -> None:
     if value is None:
         return
     if not (isinstance(value, list) and value and all(_number(v) for v in value)):
-        raise OscsimInputError(f"{key} must be a list of numbers, got {value!r}")
+        raise OscsimInputError(f"{key} must be a list of finite numbers, got {value!r}")
 
 
 def _any_number(key: str, value: Any) -> None:
     if not _number(value):
-        raise OscsimInputError(f"{key} must be a number, got {value!r}")
+        raise OscsimInputError(f"{key} must be a finite number, got {value!r}")
 
 
 def _optional_number(key: str, value: Any) -> None:
     if value is not None and not _number(value):
-        raise OscsimInputError(f"{key} must be a number, got {value!r}")
+        raise OscsimInputError(f"{key} must be a finite number, got {value!r}")
 
 
 def _text(key: str, value: Any) -> None:
@@ -159,6 +175,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, Check]]] = {
         "atol": (1e-9, _positive),
         "device": ("cpu", _text),
         "progress": (True, lambda k, v: _check_bool(k, v)),
+        "max_state": (DEFAULT_MAX_STATE, _bound),
+        "stability_check": (True, lambda k, v: _check_bool(k, v)),
     },
     "output": {
         "path": ("run.nc", _text),
@@ -217,6 +235,8 @@ class SolverConfig:
     atol: float
     device: str
     progress: bool
+    max_state: float = DEFAULT_MAX_STATE
+    stability_check: bool = True
 
     @property
     def n_frames(self) -> int:
@@ -419,15 +439,45 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML file, with a one-line error for a missing or malformed file."""
+    """Read a TOML file, with a one-line error for a missing, unsuitable or malformed file.
+
+    Raises
+    ------
+    OscsimInputError
+        If ``path`` does not exist, is not a regular file (a folder, a device, a pipe), is
+        larger than `MAX_CONFIG_BYTES`, cannot be read, is not UTF-8 or is not valid TOML.
+    """
     source = Path(path)
+    name = str(source)
+    try:
+        info = source.stat()
+    except FileNotFoundError:
+        raise OscsimInputError(f"config file {name!r} does not exist") from None
+    except OSError as error:
+        raise OscsimInputError(f"config file {name!r} cannot be read: {error.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise OscsimInputError(f"config file {name!r} is {kind}; give a TOML file")
+    if info.st_size > MAX_CONFIG_BYTES:
+        raise OscsimInputError(
+            f"config file {name!r} is {info.st_size} bytes; a configuration is at most "
+            f"{MAX_CONFIG_BYTES} bytes"
+        )
     try:
         with source.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise OscsimInputError(f"config file {str(source)!r} does not exist") from None
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as error:
+        raise OscsimInputError(f"config file {name!r} cannot be read: {error.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise OscsimInputError(
+            f"config file {name!r} is not UTF-8 text (byte {error.start}); give a TOML file"
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise OscsimInputError(f"config file {str(source)!r} is not valid TOML: {error}") from None
+        raise OscsimInputError(f"config file {name!r} is not valid TOML: {error}") from None
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> SimulationConfig:

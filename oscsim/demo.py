@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from oscsim.atomic import write_text_atomic
 from oscsim.config import parse_config
 from oscsim.io import write_trajectory
 from oscsim.linear import phase_speed
@@ -124,6 +125,6 @@ def run_demo(out_dir: Path) -> dict[str, Any]:
         f"  its speed, predicted {predicted:.4g} cells/time (dispersion relation of the "
         "linearised network)"
     )
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_text_atomic(json.dumps(summary, indent=2), out_dir / "summary.json")
     print(f"  figures and report in {out_dir}/ ({summary['seconds']:.1f} s)")
     return summary

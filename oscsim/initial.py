@@ -91,7 +91,7 @@ def initial_state(
 def _from_file(initial: InitialConfig, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     from oscsim.io import read_trajectory
 
-    ds = read_trajectory(str(initial.path))
+    ds = read_trajectory(str(initial.path), variables=("position", "velocity"), what="initial.path")
     last = ds.isel(time=-1)
     position = last["position"].values
     velocity = last["velocity"].values

@@ -24,7 +24,10 @@ from oscsim.inputs import InputSignal
 from oscsim.solvers.fused_dispatch import fused_imex_network
 from oscsim.solvers.imex import imex_eager
 from oscsim.solvers.registry import check_method, is_fixed_step
+from oscsim.stability import DEFAULT_MAX_STATE, divergence_error, state_bound
 
+#: The divergence guard reads the state's peak at every this many field evaluations.
+GUARD_EVERY = 4
 #: How far (relative) an output time may sit from the fixed-step grid and still be on it.
 GRID_TOLERANCE = 1e-9
 
@@ -94,8 +97,37 @@ class _DrivenField(nn.Module):
         self.signal = signal
         self.bar = bar
         self.start = 0.0
+        # The divergence guard: every state the solver evaluates the field at is checked,
+        # so a blow-up stops the run at the model time it happens (oscsim.stability).
+        self.bound = math.inf
+        self.names: tuple[str, ...] = ()
+        self.method = ""
+        self.dt: float | None = None
+        self.last_time = 0.0
+        self.calls = 0
+
+    def _guard(self, t: torch.Tensor, state: Any) -> None:
+        # Every GUARD_EVERY-th evaluation (for rk4: the state at the start of each step):
+        # a blow-up is seen within a step or two, at a few per cent of the field's cost.
+        self.calls += 1
+        if (self.calls - 1) % GUARD_EVERY:
+            return
+        tensors = state if isinstance(state, tuple) else (state,)
+        with torch.no_grad():
+            peaks = []
+            for tensor in tensors:
+                low, high = torch.aminmax(tensor.detach())  # one pass; NaN propagates
+                peaks.append(torch.maximum(high, -low))
+            values = torch.stack(peaks).tolist()
+        time = float(t.detach()) if isinstance(t, torch.Tensor) else float(t)
+        names = self.names or _state_names(None, len(values))
+        for name, value in zip(names, values, strict=False):
+            if not value <= self.bound:  # NaN compares False: caught too
+                raise divergence_error(self.method, time, name, value, self.bound, self.dt)
+        self.last_time = time
 
     def forward(self, t: torch.Tensor, state: Any) -> Any:
+        self._guard(t, state)
         if self.bar is not None:
             elapsed = float(t) - self.start
             if elapsed > self.bar.n:
@@ -205,6 +237,7 @@ def integrate(
     options: Mapping[str, Any] | None = None,
     fused: bool | None = None,
     progress: bool = False,
+    max_state: float | None = DEFAULT_MAX_STATE,
 ) -> Solution:
     """Integrate ``d state/dt = field(t, state[, u(t)])`` and return the states at ``times``.
 
@@ -242,6 +275,11 @@ def integrate(
         For ``imex``: use the fused kernel (default where it applies) or force the loop.
     progress
         Show a progress bar in model time.
+    max_state
+        The divergence guard: the integration stops with `IntegrationError` once a state
+        entry exceeds ``max_state · max(1, |state0|, |inputs|, |field.bias|)`` or is not
+        finite, at the model time it happens (`oscsim.stability`); ``None`` or ``inf``
+        checks finiteness only.
 
     Returns
     -------
@@ -253,7 +291,8 @@ def integrate(
     OscsimInputError
         On any bad argument, before integrating.
     IntegrationError
-        If the state becomes non-finite or the adaptive step underflows.
+        If the state passes the ``max_state`` bound or becomes non-finite (naming the model
+        time), or the adaptive step underflows (naming the last time reached).
     """
     check_method(method)
     states, is_tuple = _as_state(state0)
@@ -267,6 +306,11 @@ def integrate(
         raise OscsimInputError(f"method {method!r} takes a fixed step: give dt > 0")
     save_steps = _grid_steps(t, dt) if fixed and dt is not None else []
     signal = _input_signal(inputs, input_times, input_dt, dt, t, states[0], interpolation)
+    bias = getattr(field, "bias", None)
+    bound = state_bound(
+        max_state, *states, inputs, bias if isinstance(bias, torch.Tensor) else None
+    )
+    guard = (bound, _state_names(field, len(states)), method, dt)
     if method == "imex":
         if adjoint:
             raise OscsimInputError(
@@ -279,13 +323,14 @@ def integrate(
                 "field with acceleration(t, position, velocity, drive)"
             )
         result = _integrate_imex(
-            field, states, t, cast(float, dt), save_steps, signal, fused, progress
+            field, states, t, cast(float, dt), save_steps, signal, fused, progress, guard
         )
     else:
         result = _integrate_torchdiffeq(
-            field, states, is_tuple, t, method, dt, signal, rtol, atol, adjoint, options, progress
-        )
-    _check_finite(result, t)
+            field, states, is_tuple, t, method, dt, signal, rtol, atol, adjoint, options, progress,
+            guard,
+        )  # fmt: skip
+    _check_frames(result, t, guard)
     return Solution(
         times=t,
         states=result,
@@ -339,6 +384,13 @@ def _input_signal(
     return InputSignal(inputs, sample_times, interpolation)
 
 
+#: imex runs in chunks of this many steps; every step's state is checked against the
+#: divergence bound between chunks, so a blow-up is reported at the step it happens.
+IMEX_CHUNK = 256
+
+Guard = tuple[float, tuple[str, ...], str, "float | None"]
+
+
 def _integrate_imex(
     field: Any,
     states: tuple[torch.Tensor, ...],
@@ -348,8 +400,9 @@ def _integrate_imex(
     signal: InputSignal | None,
     fused: bool | None,
     progress: bool,
+    guard: Guard,
 ) -> tuple[torch.Tensor, ...]:
-    position0, velocity0 = states
+    position, velocity = states
     n_steps = save_steps[-1]
     start = float(t[0])
     drive = None
@@ -361,6 +414,40 @@ def _integrate_imex(
             drive = mapped.reshape(n_steps, samples.shape[1], *mapped.shape[1:])
         else:
             drive = samples
+    wanted = set(save_steps)
+    positions = [position] if 0 in wanted else []
+    velocities = [velocity] if 0 in wanted else []
+    bar = tqdm(total=n_steps, disable=not progress, desc="imex", unit="step")
+    for first in range(0, n_steps, IMEX_CHUNK):
+        count = min(IMEX_CHUNK, n_steps - first)
+        chunk_drive = None if drive is None else drive[first : first + count]
+        every = list(range(count + 1))
+        ys, zs = _imex_chunk(
+            field, position, velocity, chunk_drive, dt, count, every, start + first * dt, fused
+        )
+        times = start + (first + torch.arange(count + 1, dtype=torch.float64)) * dt
+        _check_frames((ys, zs), times, guard)
+        for local in range(1, count + 1):
+            if first + local in wanted:
+                positions.append(ys[local])
+                velocities.append(zs[local])
+        position, velocity = ys[-1], zs[-1]
+        bar.update(count)
+    bar.close()
+    return torch.stack(positions), torch.stack(velocities)
+
+
+def _imex_chunk(
+    field: Any,
+    position0: torch.Tensor,
+    velocity0: torch.Tensor,
+    drive: torch.Tensor | None,
+    dt: float,
+    n_steps: int,
+    save_steps: list[int],
+    start: float,
+    fused: bool | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     if fused is not False:
         result = fused_imex_network(field, position0, velocity0, drive, dt, n_steps, save_steps)
         if result is not None:
@@ -371,15 +458,7 @@ def _integrate_imex(
                 "(it covers OscillatorNetwork with local, global or none coupling)"
             )
     return imex_eager(
-        field,
-        position0,
-        velocity0,
-        dt,
-        n_steps,
-        save_steps,
-        start_time=start,
-        drive=drive,
-        progress=progress,
+        field, position0, velocity0, dt, n_steps, save_steps, start_time=start, drive=drive
     )
 
 
@@ -396,6 +475,7 @@ def _integrate_torchdiffeq(
     adjoint: bool,
     options: Mapping[str, Any] | None,
     progress: bool,
+    guard: Guard,
 ) -> tuple[torch.Tensor, ...]:
     t0, t_end = float(t[0]), float(t[-1])
     solver_options: dict[str, Any] = {}
@@ -426,6 +506,8 @@ def _integrate_torchdiffeq(
     )
     func = _DrivenField(field, signal, bar)
     func.start = t0
+    func.bound, func.names, func.method, func.dt = guard
+    func.last_time = t0
     y0: Any = states if is_tuple else states[0]
     try:
         if adjoint:
@@ -454,9 +536,10 @@ def _integrate_torchdiffeq(
     except AssertionError as error:
         if "underflow" in str(error):
             raise IntegrationError(
-                f"{method}: the adaptive step size underflowed ({error}); the system is "
-                "stiff or blowing up there: loosen rtol/atol, use a fixed-step method with "
-                "a small dt, or check the parameters"
+                f"{method}: the adaptive step size underflowed near model time t = "
+                f"{func.last_time:.6g} ({error}); the system is stiff or blowing up there: "
+                "loosen rtol/atol, use an implicit method or a fixed-step method with a small "
+                "dt, or check gamma, epsilon and the kernels"
             ) from error
         raise
     finally:
@@ -465,13 +548,23 @@ def _integrate_torchdiffeq(
     return tuple(out) if is_tuple else (out,)
 
 
-def _check_finite(result: tuple[torch.Tensor, ...], t: torch.Tensor) -> None:
-    for tensor in result:
-        finite = torch.isfinite(tensor.detach()).flatten(1).all(dim=1)
-        if not bool(finite.all()):
-            first = int(torch.nonzero(~finite)[0, 0])
-            raise IntegrationError(
-                f"the state became NaN or infinite by t = {float(t[first]):g} (first bad "
-                f"output frame {first}); reduce dt (or tighten rtol/atol), lower the coupling "
-                "or input gain, or raise the damping epsilon"
-            )
+def _check_frames(result: tuple[torch.Tensor, ...], t: torch.Tensor, guard: Guard) -> None:
+    """Raise `divergence_error` for the first output frame past the bound or non-finite."""
+    bound, names, method, dt = guard
+    with torch.no_grad():  # the common case in one pass without a temporary
+        extremes = [torch.aminmax(tensor.detach()) for tensor in result]
+        peak = max(max(float(high), -float(low)) for low, high in extremes)
+    if peak <= bound:
+        return
+    first: tuple[int, str, float] | None = None
+    for name, tensor in zip(names, result, strict=False):
+        with torch.no_grad():
+            peaks = tensor.detach().abs().flatten(1).amax(dim=1)
+            bad = torch.nonzero(~(peaks <= bound))
+        if bad.numel():
+            index = int(bad[0, 0])
+            if first is None or index < first[0]:
+                first = (index, name, float(peaks[index]))
+    if first is not None:
+        index, name, value = first
+        raise divergence_error(method, float(t[index]), name, value, bound, dt)

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from oscsim.atomic import atomic_target
-from oscsim.atomic import current_umask as _umask
+from oscsim.atomic import ZARR_MARKERS, OutputPathError, atomic_target, check_output_path
 from oscsim.errors import OscsimInputError
 
 SUFFIXES = (".nc", ".zarr")
@@ -118,49 +116,129 @@ def _check_suffix(path: Path) -> str:
     return path.suffix
 
 
+def check_trajectory_output(path: str | os.PathLike[str]) -> Path:
+    """Refuse, before any work, a trajectory path that `write_trajectory` could not write.
+
+    Raises
+    ------
+    OscsimInputError
+        If the suffix is not ``.nc``/``.zarr`` or the path cannot be written (see
+        `oscsim.atomic.check_output_path`: a folder as a file name, a file as a store, a
+        name too long, a folder that is a file or not writable).
+    """
+    target = Path(path)
+    suffix = _check_suffix(target)
+    try:
+        return check_output_path(target, directory=suffix == ".zarr")
+    except OutputPathError as error:
+        raise OscsimInputError(str(error)) from None
+
+
 def write_trajectory(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
     """Write ``ds`` to ``path`` (``.nc`` or ``.zarr``) atomically.
 
     The data go to a temporary name in the same folder, renamed into place only when
-    complete, so a crash or kill never leaves a truncated file under ``path``.
+    complete (`oscsim.atomic`), so a crash, kill or signal never leaves a truncated file
+    under ``path``, and a zarr store replacing an older one is swapped in whole.
+
+    Raises
+    ------
+    OscsimInputError
+        If ``path`` cannot be written (`check_trajectory_output`), before writing.
     """
-    target = Path(path)
-    suffix = _check_suffix(target)
-    if suffix == ".nc":
+    target = check_trajectory_output(path)
+    if target.suffix == ".nc":
         with atomic_target(target) as tmp:
             ds.to_netcdf(tmp, engine="h5netcdf")
         return target
-    # a zarr store is a folder: written under a temporary name, then swapped in
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-    try:
+    with atomic_target(target, directory=True) as tmp:
         ds.to_zarr(tmp, mode="w", consolidated=False)
-        os.chmod(tmp, 0o777 & ~_umask())
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 
-def read_trajectory(path: str | os.PathLike[str]) -> xr.Dataset:
-    """Read a trajectory written by `write_trajectory` fully into memory."""
-    source = Path(path)
-    suffix = _check_suffix(source)
+#: The first bytes of an HDF5 file (netCDF4 is HDF5) and of a classic netCDF3 file.
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+NETCDF3_SIGNATURE = b"CDF"
+
+
+def _check_readable(source: Path, what: str) -> None:
     if not source.exists():
-        raise OscsimInputError(f"no trajectory at {str(source)!r}")
-    if suffix == ".nc":
-        with xr.open_dataset(source, engine="h5netcdf") as ds:
-            return ds.load()
-    with xr.open_zarr(source, consolidated=False) as ds:
-        return ds.load()
+        raise OscsimInputError(f"{what} {str(source)!r} does not exist")
+    if source.suffix == ".nc":
+        if not source.is_file():
+            raise OscsimInputError(
+                f"{what} {str(source)!r} is not a regular file; expected a netCDF4 file"
+            )
+        try:
+            with source.open("rb") as handle:
+                head = handle.read(8)
+        except OSError as error:
+            raise OscsimInputError(f"{what} {str(source)!r} cannot be read: {error}") from None
+        if head.startswith(NETCDF3_SIGNATURE):
+            raise OscsimInputError(
+                f"{what} {str(source)!r} is classic netCDF3; oscsim reads netCDF4 (HDF5) "
+                "files: convert it (e.g. nccopy -k nc4 IN OUT)"
+            )
+        if head != HDF5_SIGNATURE:
+            raise OscsimInputError(
+                f"{what} {str(source)!r} is not a netCDF4 (HDF5) file"
+                + (" (it is empty)" if not head else "")
+                + "; expected a trajectory written by oscsim simulate"
+            )
+    elif not source.is_dir() or not any((source / m).exists() for m in ZARR_MARKERS):
+        raise OscsimInputError(
+            f"{what} {str(source)!r} is not a zarr store (a folder with .zgroup or zarr.json); "
+            "expected a trajectory written by oscsim simulate"
+        )
+
+
+def read_trajectory(
+    path: str | os.PathLike[str], *, variables: Sequence[str] = (), what: str = "trajectory"
+) -> xr.Dataset:
+    """Read a trajectory written by `write_trajectory` fully into memory.
+
+    Parameters
+    ----------
+    path
+        A ``.nc`` (netCDF4) file or ``.zarr`` store.
+    variables
+        Variables that must be present (e.g. ``("position", "velocity")``).
+    what
+        How the file is named in error messages (e.g. ``"initial.path"``).
+
+    Raises
+    ------
+    OscsimInputError
+        If the file is missing, of another format (netCDF3, not HDF5, not a store),
+        truncated or damaged, or lacks one of ``variables``.
+    """
+    source = Path(path)
+    if source.suffix not in SUFFIXES:
+        raise OscsimInputError(
+            f"{what} {str(source)!r} must end in .nc (netCDF4) or .zarr (zarr store)"
+        )
+    _check_readable(source, what)
+    try:
+        if source.suffix == ".nc":
+            with xr.open_dataset(source, engine="h5netcdf") as ds:
+                loaded = ds.load()
+        else:
+            with xr.open_zarr(source, consolidated=False) as ds:
+                loaded = ds.load()
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
+        text = " ".join(str(error).split())[:200]
+        raise OscsimInputError(
+            f"{what} {str(source)!r} cannot be read (truncated or damaged?): "
+            f"{type(error).__name__}: {text}"
+        ) from None
+    missing = [name for name in variables if name not in loaded.data_vars]
+    if missing:
+        raise OscsimInputError(
+            f"{what} {str(source)!r} has no variable {missing[0]!r} (it has "
+            f"{', '.join(map(str, loaded.data_vars)) or 'none'}); expected a trajectory "
+            "written by oscsim simulate"
+        )
+    return loaded
 
 
 def dataset_config(ds: xr.Dataset) -> dict[str, Any]:

@@ -145,7 +145,7 @@ def test_a_few_training_steps_on_tiny_data_lower_the_loss(data_dir: Path, model:
     losses = [row["loss"] for row in trainer.history if row["split"] == "train"]
     # 24 trajectories in batches of 8, new window offsets each epoch: a fit must lower it clearly.
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
-    assert (data_dir / model / "best.pt").exists()
+    assert (data_dir / model / "best.safetensors").exists()
 
 
 def test_hamiltonian_task_hides_unobserved_frames_and_repeats_its_batches(data_dir: Path) -> None:

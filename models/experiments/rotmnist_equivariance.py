@@ -15,7 +15,6 @@ latent. Writes ``table.md``, ``results.json``, ``rotmnist_forecast.png``,
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -42,12 +41,13 @@ from oscsim.models.sequence import count_parameters
 from oscsim.models.training import RunConfig
 
 from oscsim import OscsimInputError
+from oscsim.arguments import ArgumentParser
 from oscsim.atomic import write_text_atomic
 
 
 def main(argv: list[str] | None = None) -> int:
     """Train, score, shift and draw; see the module docstring."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=f"oscsim experiment {__name__.rsplit('.', 1)[-1]}", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--models", nargs="+", default=["nwm2d"])

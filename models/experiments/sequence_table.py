@@ -11,11 +11,12 @@ beside its test metric. ``--figure`` draws the adding runs' validation curves.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from oscsim.arguments import ArgumentParser
 
 
 def load_summary(location: Path) -> dict[str, Any]:
@@ -126,7 +127,7 @@ def adding_rows(summaries: list[dict[str, Any]]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Print the markdown tables for the given run folders."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=f"oscsim experiment {__name__.rsplit('.', 1)[-1]}", description=__doc__.splitlines()[0]
     )
     parser.add_argument("runs", nargs="+", type=Path, help="run folders or metrics.json files")

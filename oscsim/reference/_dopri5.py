@@ -33,6 +33,7 @@ from oscsim.errors import IntegrationError
 from oscsim.reference import _kernels
 from oscsim.reference._inputs import InputSchedule
 from oscsim.reference._tableau import DOPRI5
+from oscsim.stability import check_frames
 
 if DOPRI5.error is None or DOPRI5.mid is None:  # pragma: no cover - fixed data
     raise ImportError("the dopri5 tableau lacks its error or mid-point weights")
@@ -215,17 +216,19 @@ def integrate_dopri5(
     *,
     first_step: float | None,
     parallel: bool,
+    bound: float = math.inf,
 ) -> dict[str, int]:
     """Integrate from ``times[0]`` and write the state at every ``times[k]`` into ``out_*[k]``.
 
     ``first_step`` replaces the automatic choice of the first step (torchdiffeq's
-    ``first_step`` option); ``parallel`` selects the multi-threaded stage kernel. Returns the
-    counts of accepted and rejected steps.
+    ``first_step`` option); ``parallel`` selects the multi-threaded stage kernel. Every
+    accepted state is checked against ``bound`` (`oscsim.stability`). Returns the counts of
+    accepted and rejected steps.
 
     Raises
     ------
     IntegrationError
-        If the state stops being finite or the step size underflows.
+        If the state stops being finite, passes ``bound``, or the step size underflows.
     """
     out_y[0] = y
     out_z[0] = z
@@ -238,7 +241,16 @@ def integrate_dopri5(
     for k in range(1, len(times)):
         t = float(times[k])
         while t > solver.t_cur:
+            accepted = solver.steps_accepted
             solver.step()
+            if solver.steps_accepted > accepted:
+                check_frames(
+                    {"position": solver.cur_y[None], "velocity": solver.cur_z[None]},
+                    np.array([solver.t_cur]),
+                    bound,
+                    "dopri5",
+                    None,
+                )
         solver.interpolate(t, out_y[k], out_z[k])
         advance_frames(1)
     return {"accepted": solver.steps_accepted, "rejected": solver.steps_rejected}

@@ -8,6 +8,7 @@ prepared here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numba
@@ -17,6 +18,7 @@ from oscsim.errors import IntegrationError
 from oscsim.reference import _kernels
 from oscsim.reference._inputs import InputSchedule, grid_times, stage_times
 from oscsim.reference._tableau import ButcherTableau
+from oscsim.stability import check_frames
 
 CHUNK = 4096
 
@@ -35,18 +37,21 @@ def integrate_fixed(
     advance_frames: Callable[[int], None],
     *,
     parallel: bool,
+    bound: float = math.inf,
 ) -> None:
     """Integrate ``(y, z)`` (``(B, C, H, W)``, modified in place) with an explicit RK
-    ``tableau`` or, for ``tableau=None``, the ``imex`` scheme.
+        ``tableau`` or, for ``tableau=None``, the ``imex`` scheme.
 
-    ``steps`` ``(S,)`` gives for each output frame its step count from ``t0`` (ascending);
-    frame ``k`` is written to ``out_y[k]``, ``out_z[k]``. ``advance_frames(n)`` is called as
-    frames complete (the progress bar). ``parallel`` selects the multi-threaded kernels.
+        ``steps`` ``(S,)`` gives for each output frame its step count from ``t0`` (ascending);
+        frame ``k`` is written to ``out_y[k]``, ``out_z[k]``. ``advance_frames(n)`` is called as
+        frames complete (the progress bar). ``parallel`` selects the multi-threaded kernels.
+    After each chunk the saved frames and the state are checked against ``bound``
+    (`oscsim.stability`).
 
-    Raises
-    ------
-    IntegrationError
-        If the state stops being finite.
+        Raises
+        ------
+        IntegrationError
+            If the state stops being finite or passes ``bound``.
     """
     stages = 1 if tableau is None else tableau.stages
     batch = y.shape[0]
@@ -101,6 +106,16 @@ def integrate_fixed(
                 f"t = {t0 + n * dt:.6g} to t = {t0 + (n + 1) * dt:.6g}; reduce dt (now {dt:g}) "
                 "or check the network's stability (gamma, epsilon, kernel sizes)"
             )
+        method = "imex" if tableau is None else tableau.name
+        check_frames(
+            {"position": out_y[done:frame_stop], "velocity": out_z[done:frame_stop]},
+            t0 + steps[done:frame_stop] * dt,
+            bound,
+            method,
+            dt,
+        )
+        check_frames({"position": y[None], "velocity": z[None]}, np.array([t0 + stop * dt]),
+                     bound, method, dt)  # fmt: skip
         advance_frames(frame_stop - done)
         done = frame_stop
         first = stop

@@ -16,6 +16,7 @@ from oscsim.reference._dopri5 import integrate_dopri5
 from oscsim.reference._fixed_step import integrate_fixed
 from oscsim.reference._inputs import INTERPOLATIONS, InputSchedule
 from oscsim.reference._tableau import EULER, RK4_THREE_EIGHTHS, ButcherTableau
+from oscsim.stability import DEFAULT_MAX_STATE, state_bound
 
 REFERENCE_METHODS: tuple[str, ...] = ("euler", "rk4", "imex", "dopri5")
 """Methods of the Numba reference `solve`."""
@@ -115,6 +116,7 @@ def solve(
     rtol: float = 1e-7,
     atol: float = 1e-9,
     progress: bool = False,
+    max_state: float | None = DEFAULT_MAX_STATE,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Integrate an oscillator network in float64 with a Numba reference solver.
 
@@ -152,6 +154,10 @@ def solve(
         Relative and absolute tolerance of ``dopri5`` (ignored otherwise).
     progress
         Show a progress bar over output frames.
+    max_state
+        Divergence guard: stop with `IntegrationError` once ``|position|`` or ``|velocity|``
+        exceeds ``max_state · max(1, |position0|, |velocity0|, |bias|, |drive|)``, at the
+        model time it happens (`oscsim.stability`); ``None`` or ``inf``: finiteness only.
 
     Returns
     -------
@@ -163,7 +169,8 @@ def solve(
     OscsimInputError
         For a bad argument, before any work.
     IntegrationError
-        If the state becomes non-finite (or ``dopri5``'s step size underflows).
+        If the state passes the ``max_state`` bound or becomes non-finite (or ``dopri5``'s
+        step size underflows), naming the model time.
 
     Notes
     -----
@@ -254,6 +261,7 @@ def solve(
             )
         steps = _grid_steps(t, step)
 
+    bound = state_bound(max_state, y, z, params.bias_full, drive)
     net = _network.build(params)
     y = y.reshape(shape2d)
     z = z.reshape(shape2d)
@@ -273,7 +281,7 @@ def solve(
         if method == "dopri5":
             integrate_dopri5(
                 net, y, z, t, inputs, jumps, rtol, atol, out_y, out_z, bar.update,
-                first_step=step, parallel=parallel,
+                first_step=step, parallel=parallel, bound=bound,
             )  # fmt: skip
         else:
             integrate_fixed(
@@ -289,6 +297,7 @@ def solve(
                 out_z,
                 bar.update,
                 parallel=parallel,
+                bound=bound,
             )
 
     final = (len(t), *y.shape[:2], *params.grid)
