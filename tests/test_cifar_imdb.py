@@ -152,7 +152,7 @@ def test_training_runs_from_the_files_and_refuses_without_them(
     _write_cifar(data) if task == "noisy_cifar10" else _write_imdb(data)
     monkeypatch.setenv("OSCSIM_DATA", str(data))
     assert main([*args, "--out", str(out), "--set", "hidden=16"]) == 0
-    assert (out / "last.pt").exists()
+    assert (out / "last.safetensors").exists()
 
 
 def test_missing_files_error_is_an_input_error() -> None:

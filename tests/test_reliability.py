@@ -22,7 +22,7 @@ from oscsim.cli import main
 from tests.reliability_files import MALICIOUS_MARKER, make_files
 
 SIM = ["simulate", "@good.toml", "--out", "%OUT/out.nc"]
-TRAIN = ["train", "adding", "--out", "%OUT/run", "--seq-len", "10", "--set", "grid=[3,3]"]
+TRAIN = ["train", "adding", "--out", "%OUT/run", "--seq-len", "10", "--set", "hidden=9"]
 RESUME = ["train", "adding", "--resume", "--out", "@run"]
 
 
@@ -254,7 +254,7 @@ CASES: list[tuple[str, list[str], str]] = [
             ("device-unknown", ["--device", "gpu"], "--device 'gpu' is not a torch device"),
             ("device-garbage", ["--device", "!!"], "--device '!!' is not a torch device"),
             ("device-meta", ["--device", "meta"], "--device 'meta' is not supported"),
-            ("model-unknown", ["--model", "transformer"], "unknown model 'transformer'"),
+            ("model-unknown", ["--model", "transformer"], "--model 'transformer' is not a model of adding"),
             ("set-no-equals", ["--set", "grid"], "--set expects key=value"),
             ("set-empty-key", ["--set", "=3"], "--set expects key=value"),
             ("resume-nothing", ["--resume"], "--resume: no checkpoint"),
@@ -283,7 +283,7 @@ CASES: list[tuple[str, list[str], str]] = [
             ("other-seq-len", "adding", ["--seq-len", "11"], "--seq-len 11 differs"),
             ("other-limit-eval", "adding", ["--limit-eval", "5"], "--limit-eval 5 differs"),
             ("other-clip", "adding", ["--clip-grad-norm", "1"], "--clip-grad-norm 1.0 differs"),
-            ("other-option", "adding", ["--set", "grid=[4,4]"], "--set grid=[4, 4] differs"),
+            ("other-option", "adding", ["--set", "hidden=16"], "--set hidden=16 differs"),
             ("new-option", "adding", ["--set", "dt=0.5"], "--set dt=0.5 differs"),
             ("lr-inf", "adding", ["--lr", "inf"], "is not a finite number"),
         ]
@@ -339,7 +339,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     made = make_files(root)
     run = root / "run"
     argv = ["train", "adding", "--out", str(run), "--max-steps", "2", "--seq-len", "10"]
-    argv += ["--limit-eval", "8", "--batch-size", "4", "--set", "grid=[3,3]", "--lr", "0.01"]
+    argv += ["--limit-eval", "8", "--batch-size", "4", "--set", "hidden=9", "--lr", "0.01"]
     assert main(argv) == 0
     made["run"] = run
     for name, content in [

@@ -50,7 +50,7 @@ def _tiny_run(out: Path, **changes) -> RunConfig:
         out=str(out),
         seq_len=12,
         limit_eval=16,
-        model_options={"grid": [3, 3]},
+        model_options={"hidden": 9},
         checkpoint_every=15,
         log_every=10,
         progress=False,
@@ -202,7 +202,7 @@ def test_resume_is_exact_in_weights_history_and_every_generator(tmp_path: Path) 
 def test_a_diverging_loss_names_only_a_checkpoint_that_exists(tmp_path: Path) -> None:
     from oscsim.models.training import TrainingDivergedError
 
-    run = _tiny_run(tmp_path / "nan", max_steps=5, model_options={"grid": [3, 3], "dt": 30.0})
+    run = _tiny_run(tmp_path / "nan", max_steps=5, model_options={"hidden": 9, "dt": 30.0})
     with pytest.raises(TrainingDivergedError, match="no checkpoint was written before it"):
         _train(run)
 

@@ -149,7 +149,7 @@ def test_an_error_inside_a_write_removes_the_temporary(tmp_path: Path) -> None:
 def test_kill_9_during_training_then_resume_finishes_the_same_run(tmp_path: Path) -> None:
     out = tmp_path / "run"
     argv = ["train", "adding", "--out", str(out), "--seq-len", "10", "--limit-eval", "8"]
-    argv += ["--batch-size", "4", "--set", "grid=[3,3]", "--checkpoint-every", "1"]
+    argv += ["--batch-size", "4", "--set", "hidden=9", "--checkpoint-every", "1"]
     argv += ["--max-steps", "100000"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(
