@@ -14,7 +14,9 @@ from oscsim.analysis import _engine as E
 from oscsim.analysis._errors import AnalysisInputError
 from oscsim.analysis._validate import (
     SignalInfo,
+    constant_message,
     inspect_signal,
+    is_constant,
     is_dask,
     resolve_estimator,
     resolve_window,
@@ -159,6 +161,8 @@ def analyse(
 
     if is_dask(data):
         part, arr = _dask_pass(data.data, info, opts)
+        if is_constant(part.spread, part.scale, data.dtype):
+            raise AnalysisInputError(constant_message(part.spread, part.scale))
         power = part.power if part.power is not None else np.zeros(n_t // 2 + 1)
         order = [int(f) for f in np.argsort(power[1:])[::-1] + 1]
         top = order[: E.DASK_CANDIDATES]

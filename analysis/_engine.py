@@ -38,7 +38,7 @@ import numpy as np
 import scipy.fft
 from oscsim.analysis import _histogram as H
 from oscsim.analysis import _kernels as K
-from oscsim.analysis._validate import SignalInfo
+from oscsim.analysis._validate import SignalInfo, time_spread
 
 #: Points per batch of frames in the per-point stage: small enough to stay in cache.
 BATCH_POINTS = 1 << 18
@@ -101,6 +101,9 @@ class Partial:
     weight_cos: float = 0.0
     weight_sin: float = 0.0
     points: int = 0
+    # largest change over time of any cell, and largest magnitude (checked blocks only)
+    spread: float = 0.0
+    scale: float = 0.0
     power: np.ndarray | None = None
     # (lead offsets, (y0, x0), theta of shape (*lead_block, n_null, Y, X)) per block
     null: list[tuple[tuple[int, ...], tuple[int, int], np.ndarray]] = field(default_factory=list)
@@ -114,6 +117,8 @@ class Partial:
         self.weight_cos += other.weight_cos
         self.weight_sin += other.weight_sin
         self.points += other.points
+        self.spread = max(self.spread, other.spread)
+        self.scale = max(self.scale, other.scale)
         if other.power is not None:
             self.power = other.power.copy() if self.power is None else self.power + other.power
         self.null.extend(other.null)
@@ -210,6 +215,9 @@ def block_pass(
     pool = ThreadPoolExecutor(len(parts)) if len(parts) > 1 else None
 
     try:
+        if check:
+            spread, scale = time_spread(fields_[:, :, ay : ay + ny, ax : ax + nx], 1)
+            parts[0].spread, parts[0].scale = spread, scale
         for li in range(fields_.shape[0]):
             # Filtered in float64, transformed in float32 (see the module docstring).
             s = K.prepare(fields_[li], 0, opts.band, opts.dt, check).astype(np.float32)

@@ -245,13 +245,60 @@ def inspect_signal(
         values = np.asarray(data.data)
         if not np.all(np.isfinite(values)):
             bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+            if bad == values.size:
+                raise AnalysisInputError(
+                    f"all {bad} values of the data are NaN or inf; there is nothing to analyse"
+                )
             raise AnalysisInputError(
                 f"the data contains {bad} NaN or inf value(s); fill or drop them first, "
                 "e.g. data.interpolate_na('time') or data.fillna(0)"
             )
+        check_not_constant(values, dims.index(TIME))
     return SignalInfo(
         lead=lead, space=space, n_frames=n_frames, dt=dt, time_units=time_units, sizes=sizes
     )
+
+
+#: Fluctuations within this many units of rounding of the values count as none: a mean
+#: removed from a constant signal leaves a few ulps, whose "phase" would be noise.
+CONSTANT_ULPS = 64
+
+
+def constant_message(spread: float, scale: float) -> str:
+    return (
+        f"the data is constant in time (its values vary by {spread:.3g} at most, against "
+        f"{scale:.3g} in magnitude: no more than rounding), so it has no phase and no wave; "
+        "phase, wave vector, frequency and percent waves are undefined for it"
+    )
+
+
+def time_spread(values: np.ndarray, t_axis: int) -> tuple[float, float]:
+    """The largest change of any cell over time, and the largest magnitude of `values`."""
+    if np.iscomplexobj(values):
+        first = np.take(values, [0], axis=t_axis)
+        return float(np.max(np.abs(values - first))), float(np.max(np.abs(values)))
+    return float(np.max(np.ptp(values, axis=t_axis))), float(np.max(np.abs(values)))
+
+
+def is_constant(spread: float, scale: float, dtype: Any) -> bool:
+    """Whether a spread over time of `spread` is no more than rounding of values of `scale`."""
+    dtype = np.dtype(dtype)
+    eps = float(np.finfo(dtype).eps) if np.issubdtype(dtype, np.inexact) else 0.0
+    return spread <= CONSTANT_ULPS * eps * scale
+
+
+def check_not_constant(values: np.ndarray, t_axis: int) -> None:
+    """Raise `AnalysisInputError` if no cell of `values` varies in time beyond rounding.
+
+    A signal constant in time has no oscillation: after its mean is removed only rounding
+    is left, whose phase would describe a made-up wave (100 % waves, a "dominant frequency"
+    at Nyquist). Integer and boolean data count as constant only if exactly so.
+    """
+    if values.size == 0:
+        raise AnalysisInputError("the data is empty; there is nothing to analyse")
+    spread, scale = time_spread(values, t_axis)
+    if is_constant(spread, scale, values.dtype):
+        raise AnalysisInputError(constant_message(spread, scale))
 
 
 def check_band(band: Any, dt: float, n_frames: int) -> tuple[float, float]:

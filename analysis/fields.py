@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 import xarray as xr
 from oscsim.analysis import _kernels as K
+from oscsim.analysis._errors import AnalysisInputError
 from oscsim.analysis._validate import (
     TIME,
     SignalInfo,
+    check_not_constant,
     inspect_signal,
     is_dask,
     resolve_estimator,
@@ -105,6 +107,9 @@ def _analytic(info: SignalInfo, arr: xr.DataArray, band: tuple[float, float] | N
     t_axis = len(info.lead)
 
     def kernel(x: np.ndarray) -> np.ndarray:
+        if is_dask(arr):
+            # NumPy data was checked whole by inspect_signal; a dask chunk when computed
+            check_not_constant(x, t_axis)
         return K.analytic_signal(x, t_axis, band=band, dt=info.dt, check=True)
 
     complex_dtype = np.result_type(K.float_dtype(arr.dtype), np.complex64)
@@ -188,15 +193,48 @@ def analytic_signal(data: xr.DataArray, *, band: tuple[float, float] | None = No
     return _like(values, arr, data, "analytic_signal", attrs)
 
 
-def phase(data: xr.DataArray, *, band: tuple[float, float] | None = None) -> xr.DataArray:
+def phase(
+    data: xr.DataArray,
+    *,
+    band: tuple[float, float] | None = None,
+    method: str = "analytic",
+    threshold: float = 0.0,
+) -> xr.DataArray:
     """Instantaneous phase ``θ = arg a`` in radians, in (−π, π].
 
-    Parameters and raises as `analytic_signal`.
+    Parameters
+    ----------
+    data, band
+        As for `analytic_signal`.
+    method
+        ``"analytic"`` (default): the phase of the analytic signal. ``"generalized"``: the
+        generalized phase of Davis et al. (2020, Nature 587: 432–436) for wideband signals —
+        the analytic signal's phase with its negative-frequency epochs (where it slips
+        backwards, instantaneous frequency below `threshold` rad per time unit) stitched
+        over by shape-preserving interpolation (see `analysis._kernels.generalized_phase`).
+    threshold
+        For ``"generalized"``: the frequency below which an epoch is stitched over.
+
+    Raises
+    ------
+    AnalysisInputError
+        As `analytic_signal`, and for an unknown method.
     """
+    if method not in ("analytic", "generalized"):
+        raise AnalysisInputError(f"method must be 'analytic' or 'generalized', got {method!r}")
     info, arr = _setup(data, band=band)
     a = _analytic(info, arr, band)
-    values = _map(np.angle, a, info, dtype=K.float_dtype(a.dtype))
-    attrs = {"long_name": "instantaneous phase", "units": "rad"}
+    if method == "generalized":
+        t_axis = len(info.lead)
+        thr = float(threshold)
+
+        def gp(x: np.ndarray) -> np.ndarray:
+            return K.generalized_phase(x, t_axis, info.dt, thr).astype(K.float_dtype(x.dtype))
+
+        values = _map(gp, a, info, dtype=K.float_dtype(a.dtype))
+    else:
+        values = _map(np.angle, a, info, dtype=K.float_dtype(a.dtype))
+    attrs = {"long_name": f"instantaneous phase ({method})", "units": "rad"}
     return _like(values, arr, data, "phase", attrs)
 
 
