@@ -280,19 +280,20 @@ def _k(info: SignalInfo, a: Any, est: Estimator = ("one_sample", (1, 1))) -> lis
     t_axis = len(info.lead)
     comps = []
     for i, axis in enumerate(range(-info.ndim, 0)):
+        kernel: Callable[[np.ndarray], np.ndarray]
         if name == "window":
 
-            def kernel(x: np.ndarray, i: int = i) -> np.ndarray:
+            def windowed(x: np.ndarray, i: int = i) -> np.ndarray:
                 sums = K.local_phase_sums(x, t_axis, info.ndim, frames, cells)
                 return (-np.angle(sums[1 + i][0])).astype(K.float_dtype(x.dtype))
 
-            halo = cells // 2 + 1
+            kernel, halo = windowed, cells // 2 + 1
         else:
 
-            def kernel(x: np.ndarray, axis: int = axis) -> np.ndarray:
+            def one(x: np.ndarray, axis: int = axis) -> np.ndarray:
                 return -K.phase_gradient(x, axis)
 
-            halo = 1
+            kernel, halo = one, 1
         comps.append(_map(kernel, a, info, halo=halo, dtype=K.float_dtype(a.dtype)))
     return comps
 
