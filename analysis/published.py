@@ -41,6 +41,8 @@ __all__ = [
     "published_bandpass",
     "published_percent_waves",
     "published_phase",
+    "published_summary",
+    "published_transient",
 ]
 
 #: The published visualisation band, as fractions of the Nyquist frequency.
@@ -296,3 +298,53 @@ def phase_rgb(
         d = np.abs(np.mod(6.0 * h - c + 3.0, 6.0) - 3.0)
         rgb[..., i] = v * np.clip(2.0 - d, 0.0, 1.0)
     return rgb
+
+
+def published_transient(
+    band: tuple[float, float] = PUBLISHED_BAND, order: int = PUBLISHED_ORDER
+) -> int:
+    """Frames until the causal band-pass has forgotten its start: its impulse response
+    stays below 1 % of its peak from this frame on (63 for the published filter)."""
+    b, a = scipy.signal.butter(int(order), [float(band[0]), float(band[1])], btype="bandpass")
+    impulse = np.zeros(4096)
+    impulse[0] = 1.0
+    h = np.abs(scipy.signal.lfilter(b, a, impulse))
+    return int(np.flatnonzero(h > 0.01 * h.max())[-1]) + 1
+
+
+def published_summary(
+    data: xr.DataArray,
+    *,
+    band: tuple[float, float] = PUBLISHED_BAND,
+    order: int = PUBLISHED_ORDER,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Percent waves of a recording looked at the published way, as plain numbers.
+
+    The recording is band-passed with `published_bandpass`, its first
+    `published_transient` frames (the filter's start-up) are dropped, and the rest is
+    scored by `analysis.percent_waves` (oscsim's directionality measure) and by
+    `published_percent_waves` (the paper's long-wave measure).
+
+    Raises
+    ------
+    AnalysisInputError
+        If fewer than 8 frames are left after the transient.
+    """
+    from oscsim.analysis.statistics import percent_waves
+
+    skip = published_transient(band, order)
+    n = int(data.sizes.get(TIME, 0))
+    if n - skip < 8:
+        raise AnalysisInputError(
+            f"the published band-pass needs {skip} frames to settle and 8 more to analyse; "
+            f"the data has {n}"
+        )
+    filtered = published_bandpass(data, band=band, order=order).isel({TIME: slice(skip, None)})
+    return {
+        "band_of_nyquist": [float(band[0]), float(band[1])],
+        "order": int(order),
+        "transient_frames_dropped": skip,
+        "percent_waves": float(percent_waves(filtered, seed=seed)),
+        "published_percent_waves": float(published_percent_waves(filtered, seed=seed)),
+    }

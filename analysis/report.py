@@ -165,6 +165,7 @@ def analyze_dataset(
     seed: int = 0,
     estimator: str = "window",
     local_window: int | tuple[int, int] | None = None,
+    published: bool = False,
 ) -> dict[str, Any]:
     """Analyse one variable of a trajectory (DESIGN §3) and optionally write the results.
 
@@ -181,6 +182,10 @@ def analyze_dataset(
         figures (PNG) and an animation (GIF) go there; it is created if missing.
     figures
         Whether to draw the figures (only with `out_dir`).
+    published
+        Also look the published way: ``published`` in the report holds
+        `analysis.published.published_summary` (band-pass of order 5 from 0.2 to 0.4 of
+        Nyquist, causal; percent waves by oscsim's measure and by the paper's).
 
     Returns
     -------
@@ -209,6 +214,10 @@ def analyze_dataset(
         estimator=estimator,
         local_window=local_window,
     )
+    if published:
+        from oscsim.analysis.published import published_summary
+
+        report["published"] = published_summary(data, seed=seed)
     report = {
         "variable": var,
         "source": {k: _json_attr(ds.attrs[k]) for k in _SOURCE_ATTRS if k in ds.attrs},

@@ -343,3 +343,31 @@ def test_importing_the_analysis_imports_neither_torch_nor_the_core():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == ""
+
+
+def test_analyze_command_takes_the_estimator_and_the_published_look(tmp_path, capsys):
+    import json
+
+    from oscsim.cli import main
+
+    k, omega = (2 * math.pi * 2 / 24, 2 * math.pi * -3 / 32), 2 * math.pi * 1.5
+    wave = plane_wave(k, omega, grid=(24, 32), frames=120, noise=0.1)
+    values = wave.values[None, :, None]
+    ds = xr.Dataset(
+        {"position": (("sample", "time", "channel", "y", "x"), values)},
+        coords={"sample": [0], "time": wave.time.values, "channel": [0]},
+        attrs={"config": "{}", "method": "rk4", "dt": 0.01, "oscsim_version": "0.1.0"},
+    )
+    path = tmp_path / "wave.nc"
+    ds.to_netcdf(path, engine="h5netcdf")
+    code = main(["analyze", str(path), "--json", "--estimator", "one_sample", "--published"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["estimator"] == "one_sample"
+    pub = report["published"]
+    # the wave's 1.5 cycles per time unit is 0.3 of Nyquist (5): inside the published band
+    assert pub["transient_frames_dropped"] == analysis.published.published_transient() == 63
+    assert pub["percent_waves"] > 90
+    with pytest.raises(SystemExit) as exit_info:
+        main(["analyze", str(path), "--estimator", "median"])
+    assert exit_info.value.code == 2
