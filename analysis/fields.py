@@ -182,9 +182,9 @@ def analytic_signal(data: xr.DataArray, *, band: tuple[float, float] | None = No
     --------
     >>> import numpy as np, xarray as xr
     >>> t = np.arange(200) * 0.1
-    >>> s = xr.DataArray(np.cos(2.0 * t)[:, None] * np.ones(8), dims=("time", "x"),
+    >>> s = xr.DataArray(np.cos(2.0 * t)[:, None] * np.ones(9), dims=("time", "x"),
     ...                  coords={"time": t})
-    >>> float(abs(analytic_signal(s)).sel(time=10.0).mean().round(2))
+    >>> float(abs(analytic_signal(s)).sel(time=10.0).mean().round(1))
     1.0
     """
     info, arr = _setup(data, band=band)
