@@ -332,7 +332,7 @@ def _window_rates(
             q[i] = K._end_step(ext[u - e0, core_y, core_x] * np.conj(ext[v - e0, core_y, core_x]))
     q = _box_valid(q, 2 * rt + 1, 0, t1 - t0)
     q = _box_valid(_box_valid(q, wy, 1, ny), 2 * rs + 1, 2, nx)
-    omega = np.angle(q).astype(np.float32)
+    omega = np.arctan2(q.imag, q.real).astype(np.float32, copy=False)
     omega *= np.float32(0.5 / opts.dt)
     del q
 
@@ -341,14 +341,14 @@ def _window_rates(
     p = mid[:, core_y, 1:] * np.conj(mid[:, core_y, :-1])
     p = _box_valid(_box_valid(p, 2 * rt + 1, 0, t1 - t0), 2 * rs + 2, 2, nx)
     p = _box_valid(p, wy, 1, ny)
-    kx = np.angle(p).astype(np.float32)
+    kx = np.arctan2(p.imag, p.real).astype(np.float32, copy=False)
     np.negative(kx, out=kx)
     ky = None
     if opts.nd == 2:
         p = mid[:, 1:, core_x] * np.conj(mid[:, :-1, core_x])
         p = _box_valid(_box_valid(p, 2 * rt + 1, 0, t1 - t0), 2 * rs + 2, 1, ny)
         p = _box_valid(p, 2 * rs + 1, 2, nx)
-        ky = np.angle(p).astype(np.float32)
+        ky = np.arctan2(p.imag, p.real).astype(np.float32, copy=False)
         np.negative(ky, out=ky)
     return omega, kx, ky
 

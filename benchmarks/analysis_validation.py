@@ -14,7 +14,7 @@ Two tables:
    torch) for a range of kernels and wave numbers.
 
 Run ``python -m oscsim.benchmarks.analysis_validation [--write docs/analysis-validation.md]``
-(about two minutes on one core).
+(about five minutes on one shared core).
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ def tables(progress: bool = True) -> tuple[str, str, dict[str, Any]]:
             f"{r['direction_error_deg']:.2f} |"
         )
         rel = max(abs(r[q][1] / r[q][0] - 1) for q in ("speed", "wavelength", "frequency"))
-        key = f"{est}, noise {noise:.0%}"
+        key = f"{est}, noise {noise:4.0%}"
         worst[key] = max(worst.get(key, 0.0), rel)
     disp = [
         "| kernel K_y | m | k (rad/cell) | predicted ω(k)/k | window | one_sample "
@@ -236,7 +236,7 @@ the wave's amplitude. "band-pass yes" is the zero-phase Butterworth band-pass of
 `oscsim.analysis.bandpass` from {band_lo} to {band_hi} cycles per time unit around the wave's
 {freq} (the published visualisation band-pass, causal, is `published_bandpass`).
 
-The table is made by this command (about two minutes on one core):
+The page is made by this command (about five minutes on one shared core):
 
 <!-- expensive -->
 ```console
@@ -259,11 +259,13 @@ Torus {grid} × {grid}, {frames} frames, dt = {dt}; wavelength 16.5 (plane) and 
 
 A 128-cell ring of linear oscillators (`identity` activation, γ = 1, damping ε = 0.02,
 position kernel `c·[1, −2, 1]`), started in the travelling mode `cos(k·x)` with velocity
-`ω·sin(k·x)`, integrated exactly (`oscsim.linear.exact_linear_solution`) for 240 frames of
-dt = 0.1. Each mode obeys `ÿ = −(γ + 2c(1 − cos k))·y − ε·ẏ`, so the predicted phase speed
+`ω·sin(k·x)`, for 240 frames of dt = 0.1, solved exactly: the mode evolves by
+`exp(A(k)·t)` (`oscsim.linear.mode_matrix`), checked against the full Fourier solution
+`oscsim.linear.exact_linear_solution`. Each mode obeys
+`ÿ = −(γ + 2c(1 − cos k))·y − ε·ẏ`, so the predicted phase speed
 (`oscsim.linear.phase_speed`) is `sqrt(γ + 2c(1 − cos k) − ε²/4) / k`; against it the
-medians that `wave_report` measures with each estimator, and the speed of the dominant k–ω
-mode (whose frequency is read off the spectrum between bins).
+medians that `wave_report` measures with each estimator, and the speed of the dominant
+k–ω mode (whose frequency is read off the spectrum between bins).
 
 {dispersion}
 """
