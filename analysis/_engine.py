@@ -8,7 +8,12 @@ periodic halo for dask data), each block yielding a `Partial` that adds up:
 - per block and field: remove the time mean, band-pass, ``rfft`` along time, the analytic
   signal; then, a few frames at a time (so that the temporaries stay in cache): k, ω,
   speed, wavelength, direction and the local directionality (PGD), added to fine histograms
-  (`analysis._histogram`) weighted by the amplitude;
+  (`analysis._histogram`) weighted by the amplitude. k and ω come from the window
+  estimator (`_window_rates`: amplitude-weighted phase steps summed over a few frames and
+  cells, computed on each batch of frames with a margin of frames around it), or from
+  one-sample phase differences. The window estimator keeps the analytic signal of the
+  block while the statistics are gathered, no more memory than the phase stage before it
+  needs (analytic signal, phase and amplitude: 16 bytes per point);
 - the power of every temporal frequency (for the k–ω spectrum) and the phase of a few
   frames (for the spatially shuffled null of `percent_waves`), gathered whole afterwards.
 

@@ -85,8 +85,10 @@ def wave_report(
     """Summary of the waves in a recording, as plain JSON-serialisable numbers.
 
     One streaming pass (see `analysis.statistics`) yields: speed, wavelength, angular
-    frequency ``omega`` and ``frequency`` (cycles per time unit), direction (rad and deg),
-    each as its amplitude-weighted ``median``, ``q25``, ``q75`` and ``iqr``;
+    frequency ``omega`` and ``frequency`` (cycles per time unit), each as its
+    amplitude-weighted ``median``, ``q25``, ``q75`` and ``iqr``; ``direction`` (rad) and
+    ``direction_deg`` as circular statistics (``mean``, ``median``, ``resultant_length``,
+    ``circular_std``); the ``estimator`` and its ``local_window``;
     ``percent_waves`` and ``percent_long_waves`` with the null's thresholds; the
     ``dominant_mode`` of the k–ω spectrum (``k`` in rad/cell as ``{"y", "x"}`` and as
     ``wavevector``, a list in grid order; ``omega``, ``phase_speed``, …); the ``units``, the
