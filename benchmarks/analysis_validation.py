@@ -14,7 +14,7 @@ Two tables:
    torch) for a range of kernels and wave numbers.
 
 Run ``python -m oscsim.benchmarks.analysis_validation [--write docs/analysis-validation.md]``
-(about five minutes on one shared core).
+(two and a half to five minutes on one shared core).
 """
 
 from __future__ import annotations
@@ -236,7 +236,7 @@ the wave's amplitude. "band-pass yes" is the zero-phase Butterworth band-pass of
 `oscsim.analysis.bandpass` from {band_lo} to {band_hi} cycles per time unit around the wave's
 {freq} (the published visualisation band-pass, causal, is `published_bandpass`).
 
-The page is made by this command (about five minutes on one shared core):
+The page is made by this command (two and a half to five minutes on one shared core):
 
 <!-- expensive -->
 ```console
