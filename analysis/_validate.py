@@ -274,6 +274,8 @@ def constant_message(spread: float, scale: float) -> str:
 
 def time_spread(values: np.ndarray, t_axis: int) -> tuple[float, float]:
     """The largest change of any cell over time, and the largest magnitude of `values`."""
+    if values.dtype == np.bool_:
+        values = values.astype(np.int8)
     if np.iscomplexobj(values):
         first = np.take(values, [0], axis=t_axis)
         return float(np.max(np.abs(values - first))), float(np.max(np.abs(values)))
