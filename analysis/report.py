@@ -187,7 +187,8 @@ def analyze_dataset(
     published
         Also look the published way: ``published`` in the report holds
         `analysis.published.published_summary` (band-pass of order 5 from 0.2 to 0.4 of
-        Nyquist, causal; percent waves by oscsim's measure and by the paper's).
+        Nyquist, causal; percent waves by oscsim's measure and by the paper's), and with
+        figures ``published_phase.png`` (`analysis.figures.published_phase_figure`).
 
     Returns
     -------
@@ -233,6 +234,11 @@ def analyze_dataset(
             from oscsim.analysis.figures import write_figures
 
             files += [str(p) for p in write_figures(data, out, report=report, band=band)]
+            if published:
+                from oscsim.analysis.figures import published_phase_figure
+
+                published_phase_figure(data).savefig(out / "published_phase.png", dpi=110)
+                files.append(str(out / "published_phase.png"))
         files.append(str(out / "report.json"))
         report["files"] = files
         write_text_atomic(json.dumps(report, indent=2) + "\n", out / "report.json")

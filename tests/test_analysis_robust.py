@@ -355,6 +355,12 @@ def test_importing_the_analysis_imports_neither_torch_nor_the_core():
     assert out.stdout.strip() == ""
 
 
+def plt_imread(path):
+    import matplotlib.image
+
+    return matplotlib.image.imread(path)
+
+
 def test_analyze_command_takes_the_estimator_and_the_published_look(tmp_path, capsys):
     import json
 
@@ -378,6 +384,10 @@ def test_analyze_command_takes_the_estimator_and_the_published_look(tmp_path, ca
     # the wave's 1.5 cycles per time unit is 0.3 of Nyquist (5): inside the published band
     assert pub["transient_frames_dropped"] == analysis.published.published_transient() == 63
     assert pub["percent_waves"] > 90
+    out = tmp_path / "out"
+    assert main(["analyze", str(path), "--published", "--out", str(out)]) == 0
+    image = plt_imread(out / "published_phase.png")
+    assert image.shape[0] > 100 and image.shape[-1] in (3, 4)
     with pytest.raises(SystemExit) as exit_info:
         main(["analyze", str(path), "--estimator", "median"])
     assert exit_info.value.code == 2
