@@ -1,4 +1,4 @@
-"""NumPy kernels behind the xarray functions (DESIGN §4).
+"""NumPy kernels behind the xarray functions.
 
 Layout: every array is ``(..., time, *space)`` with ``space`` = ``(x,)`` on a ring or
 ``(y, x)`` on a torus; `nd` is the number of spatial axes. The spatial boundaries are

@@ -1,4 +1,4 @@
-"""Wave quantities at every (time, cell) point (DESIGN §4), as xarray objects.
+"""Wave quantities at every (time, cell) point, as xarray objects.
 
 Each function takes the real signal ``s`` — a DataArray with a ``time`` dimension and
 spatial dims ``x`` (ring) or ``y, x`` (torus), any other dims broadcasting — or the complex

@@ -169,7 +169,7 @@ def analyze_dataset(
     local_window: int | tuple[int, int] | None = None,
     published: bool = False,
 ) -> dict[str, Any]:
-    """Analyse one variable of a trajectory (DESIGN §3) and optionally write the results.
+    """Analyse one variable of an oscsim trajectory and optionally write the results.
 
     Parameters
     ----------

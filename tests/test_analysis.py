@@ -51,7 +51,7 @@ def noise_field(grid: tuple[int, ...], frames: int, seed: int = 1) -> xr.DataArr
 
 @pytest.mark.parametrize("grid,m", [((64,), (3,)), ((32, 48), (2, -3))])
 def test_fields_are_exact_for_a_plane_wave(grid, m):
-    """A whole number of periods: k, ω and speed come back to rounding (DESIGN §4)."""
+    """A whole number of periods: k, ω and speed come back to rounding."""
     frames = 200
     k = tuple(2 * math.pi * mi / n for mi, n in zip(m, grid, strict=False))
     omega = 2 * math.pi * 9 / (frames * DT)
