@@ -204,6 +204,15 @@ def test_float32_time_coordinates_are_accepted_and_uneven_ones_refused():
         analysis.wave_speed(da.assign_coords(time=uneven32))
 
 
+def test_torch_linspace_times_are_accepted():
+    torch = pytest.importorskip("torch", reason="torch makes the times of this example")
+    t = torch.linspace(0, 10, 101, dtype=torch.float32).numpy()  # steps 0.0999994 to 0.1000004
+    assert t.dtype == np.float32
+    s = np.cos(0.4 * np.arange(32)[None, :] - 2.0 * t.astype(np.float64)[:, None])
+    da = xr.DataArray(s, dims=("time", "x"), coords={"time": t})
+    assert float(da.waves.speed().median()) == pytest.approx(5.0, rel=0.01)
+
+
 # ----------------------------------------------------------------- the paper's measures
 
 
