@@ -23,6 +23,7 @@ from oscsim.analysis._validate import TIME, SignalInfo, inspect_signal
 
 __all__ = [
     "animate_gif",
+    "published_phase_figure",
     "kw_spectrum_plot",
     "phase_map",
     "quiver",
@@ -528,6 +529,29 @@ def animate_gif(
         optimize=False,
     )
     return path
+
+
+def published_phase_figure(data: xr.DataArray) -> Figure:
+    """The published way of looking, drawn: phase as hue (`analysis.phase_rgb`) of the
+    band-passed, z-scored recording (`analysis.published_phase`), its filter's start-up
+    dropped. A torus shows its last frame (of the first index of any other dim); a ring
+    shows its space–time phase (time down, cells across)."""
+    from oscsim.analysis.published import phase_rgb, published_phase, published_transient
+
+    info = inspect_signal(data, check_finite=False)
+    first = {d: 0 for d in info.lead}
+    phase = published_phase(data).isel(first).transpose(TIME, *info.space)
+    phase = phase.isel({TIME: slice(published_transient(), None)})
+    image = phase.values[-1] if info.ndim == 2 else phase.values
+    fig = Figure(figsize=(4.5, 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.imshow(phase_rgb(image), interpolation="nearest", aspect="auto")
+    ax.set_xlabel("x (cell)")
+    ax.set_ylabel("y (cell)" if info.ndim == 2 else "frame (after the filter's start-up)")
+    ax.set_title("phase, published band-pass 0.2–0.4 Nyquist")
+    fig.tight_layout()
+    return fig
 
 
 def write_figures(

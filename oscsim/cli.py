@@ -75,7 +75,12 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         )
     out_dir = None if args.out is None else Path(args.out)
     report = analyze_dataset(
-        ds, var=args.var, band=tuple(args.band) if args.band else None, out_dir=out_dir
+        ds,
+        var=args.var,
+        band=tuple(args.band) if args.band else None,
+        out_dir=out_dir,
+        estimator=args.estimator,
+        published=args.published,
     )
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
@@ -160,6 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=finite_float,
         metavar=("LOW", "HIGH"),
         help="band-pass in cycles per time unit before the Hilbert transform",
+    )
+    ana.add_argument(
+        "--estimator",
+        choices=("window", "one_sample"),
+        default="window",
+        help="local estimator of k and ω (default window: 3 frames × 5 cells)",
+    )
+    ana.add_argument(
+        "--published",
+        action="store_true",
+        help="add percent waves of the published band-pass (0.2-0.4 Nyquist)",
     )
     ana.add_argument("--out", help="folder for report.json and figures")
     ana.add_argument("--json", action="store_true", help="print the report as JSON")
