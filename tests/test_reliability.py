@@ -254,7 +254,11 @@ CASES: list[tuple[str, list[str], str]] = [
             ("device-unknown", ["--device", "gpu"], "--device 'gpu' is not a torch device"),
             ("device-garbage", ["--device", "!!"], "--device '!!' is not a torch device"),
             ("device-meta", ["--device", "meta"], "--device 'meta' is not supported"),
-            ("model-unknown", ["--model", "transformer"], "--model 'transformer' is not a model of adding"),
+            (
+                "model-unknown",
+                ["--model", "transformer"],
+                "--model 'transformer' is not a model of adding",
+            ),
             ("set-no-equals", ["--set", "grid"], "--set expects key=value"),
             ("set-empty-key", ["--set", "=3"], "--set expects key=value"),
             ("resume-nothing", ["--resume"], "--resume: no checkpoint"),
