@@ -131,7 +131,6 @@ class SolverStatistics:
 
     def __post_init__(self) -> None:
         self._backward = False
-        self._adaptive = False
 
     def start_backward(self) -> None:
         """Count what follows as backward work."""
@@ -163,12 +162,6 @@ class SolverStatistics:
             self.accepted_steps += count
         else:
             self.rejected_steps += count
-
-
-def as_dict(stats: SolverStatistics) -> dict[str, Any]:
-    """The statistics as a plain dictionary."""
-    names = SolverStatistics.__dataclass_fields__
-    return {name: getattr(stats, name) for name in names}
 
 
 class _State(NamedTuple):
