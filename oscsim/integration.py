@@ -587,11 +587,14 @@ def _integrate_torchdiffeq(
                 adjoint_options=dict(solver_options),
             )
             outputs = tuple(out) if is_tuple else (out,)
+            # Detached: the hooks live on the autograd node, and a reference from them to
+            # the outputs (whose grad_fn is that node) would be a cycle no collector frees.
+            forward_states = tuple(o.detach() for o in outputs)
 
             def reconstruct() -> float:
                 return reconstruction_error(
                     func.evaluate,
-                    outputs,
+                    forward_states,
                     t,
                     method=method,
                     rtol=rtol,

@@ -321,3 +321,22 @@ def test_progress_bar_ends_cleanly(method: str, capsys: pytest.CaptureFixture[st
     # the last rendering of the bar shows the end time reached, and nothing beyond it
     assert "t=1.3/1.3" in err.split("\r")[-1] or "t=1.3/1.3" in err.splitlines()[-1]
     assert "clamping" not in err
+
+
+@pytest.mark.parametrize("adjoint", [False, "checkpoint", "backsolve"])
+def test_solution_is_freed_after_backward(adjoint: object) -> None:
+    # Hooks and saved solver state must not form reference cycles through autograd nodes
+    # (which Python's collector cannot see): a training loop would keep every step alive.
+    import gc
+    import weakref
+
+    net = _network((4,), 1)
+    y0 = torch.randn(1, 1, 4, requires_grad=True)
+    sol = integrate(
+        net, (y0, torch.zeros(1, 1, 4)), [0.0, 0.5], method="rk4", dt=0.05, adjoint=adjoint
+    )
+    alive = weakref.ref(sol.position)
+    (sol.position[-1] ** 2).sum().backward()
+    del sol
+    gc.collect()
+    assert alive() is None
