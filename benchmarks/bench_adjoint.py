@@ -178,6 +178,10 @@ def run(*, quick: bool = False, steps: tuple[int, ...] | None = None) -> list[di
                 "peak_mib": m.get("peak_mib"),
                 "direct_peak_mib": direct.get("peak_mib"),
                 "gradient_error": 0.0 if name == "direct" else errors.get(f"{name}_error"),
+                "first_step_s": m.get("first_step_seconds"),
+                "function_evaluations": m.get("function_evaluations"),
+                "backward_function_evaluations": m.get("backward_function_evaluations"),
+                "checkpoints": m.get("checkpoints"),
             }
             if "seconds" in m and "seconds" in direct:
                 row["ratio"] = direct["seconds"] / m["seconds"]
