@@ -373,7 +373,8 @@ class LatentODEForecaster(OscillatorForecaster):
     substeps
         Fixed steps per frame for fixed-step methods.
     adjoint
-        Backpropagate with the adjoint method (memory independent of the horizon).
+        Backpropagate with ``integrate(adjoint=True)``: the checkpointed pass, exact, with
+        memory of about √N states instead of N steps (docs/gradients.md).
     rtol, atol
         Tolerances of adaptive methods.
 

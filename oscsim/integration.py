@@ -1,9 +1,10 @@
 """One entry point, `integrate`, for every method on any vector field ``f(t, state)``.
 
-Continuous methods go to torchdiffeq (``odeint``, or ``odeint_adjoint`` with
-``adjoint=True``); ``imex`` runs the discrete coRNN scheme, through the fused kernel of
-`oscsim.fused` where it applies and the readable loop of `oscsim.solvers.imex` elsewhere.
-Everything is checked before any work is done.
+Continuous methods go to torchdiffeq (``odeint``; ``odeint_adjoint`` with
+``adjoint="backsolve"``; the checkpointed pass of `oscsim.adjoint` with
+``adjoint="checkpoint"``, what ``adjoint=True`` means); ``imex`` runs the discrete coRNN
+scheme, through the fused kernel of `oscsim.fused` where it applies and the readable loop
+of `oscsim.solvers.imex` elsewhere. Everything is checked before any work is done.
 """
 
 from __future__ import annotations
@@ -19,6 +20,15 @@ import torchdiffeq
 from torch import nn
 from tqdm.auto import tqdm
 
+from oscsim.adjoint import (
+    SolverStatistics,
+    backsolve_tolerance,
+    checkpointed_imex,
+    checkpointed_odeint,
+    reconstruction_error,
+    resolve_adjoint,
+    watch_backsolve,
+)
 from oscsim.errors import IntegrationError, OscsimInputError
 from oscsim.inputs import InputSignal
 from oscsim.solvers.fused_dispatch import fused_imex_network
@@ -48,6 +58,13 @@ class Solution:
         The method it was integrated with.
     dt
         The step it was integrated with (``None`` where none was given).
+    options
+        Tolerances, interpolation and the adjoint used (``None``, ``"backsolve"`` or
+        ``"checkpoint"``).
+    stats
+        Function evaluations and accepted/rejected steps of the forward pass, and of the
+        backward pass once one ran (`oscsim.adjoint.SolverStatistics`); for
+        ``adjoint="backsolve"`` also the reconstruction error of the backward solve.
     """
 
     times: torch.Tensor
@@ -56,6 +73,7 @@ class Solution:
     method: str
     dt: float | None
     options: dict[str, Any] = field(default_factory=dict)
+    stats: SolverStatistics = field(default_factory=SolverStatistics)
 
     def __getitem__(self, name: str) -> torch.Tensor:
         if name not in self.names:
@@ -87,16 +105,27 @@ class Solution:
 
 
 class _DrivenField(nn.Module):
-    """Binds an input signal (and a progress bar) to a field, giving torchdiffeq ``f(t, y)``."""
+    """Binds an input signal (and a progress bar) to a field, giving torchdiffeq ``f(t, y)``.
+
+    It also counts evaluations and steps into ``stats`` (torchdiffeq calls the
+    ``callback_*`` methods on every step; the ``*_adjoint`` ones during backsolve).
+    """
 
     def __init__(
-        self, field: nn.Module | Any, signal: InputSignal | None, bar: tqdm | None
+        self,
+        field: nn.Module | Any,
+        signal: InputSignal | None,
+        bar: tqdm | None,
+        stats: SolverStatistics,
+        adaptive: bool,
     ) -> None:
         super().__init__()
         self.field = field
         self.signal = signal
         self.bar = bar
         self.start = 0.0
+        self.stats = stats
+        self.adaptive = adaptive
         # The divergence guard: every state the solver evaluates the field at is checked,
         # so a blow-up stops the run at the model time it happens (oscsim.stability).
         self.bound = math.inf
@@ -128,13 +157,46 @@ class _DrivenField(nn.Module):
 
     def forward(self, t: torch.Tensor, state: Any) -> Any:
         self._guard(t, state)
+        self.stats.count_evaluation()
         if self.bar is not None:
-            elapsed = float(t) - self.start
+            # Adaptive stages may look past the last output time: the bar stops at its end.
+            elapsed = min(float(t) - self.start, self.bar.total)
             if elapsed > self.bar.n:
                 self.bar.update(elapsed - self.bar.n)
+        return self.evaluate(t, state)
+
+    def evaluate(self, t: torch.Tensor, state: Any) -> Any:
+        """The field at ``(t, state)``, neither counted nor shown."""
         if self.signal is None:
             return self.field(t, state)
         return self.field(t, state, self.signal(t))
+
+    def callback_step(self, t0: Any, y0: Any, dt: Any) -> None:
+        if not self.adaptive:
+            self.stats.count_step(accepted=True)
+
+    def callback_step_adjoint(self, t0: Any, y0: Any, dt: Any) -> None:
+        self.callback_step(t0, y0, dt)
+
+
+class _AdaptiveDrivenField(_DrivenField):
+    """`_DrivenField` with the accept/reject callbacks that only adaptive solvers call.
+
+    (torchdiffeq warns about callbacks a solver does not support, so fixed-step runs use
+    the plain class.)
+    """
+
+    def callback_accept_step(self, t0: Any, y0: Any, dt: Any) -> None:
+        self.stats.count_step(accepted=True)
+
+    def callback_reject_step(self, t0: Any, y0: Any, dt: Any) -> None:
+        self.stats.count_step(accepted=False)
+
+    def callback_accept_step_adjoint(self, t0: Any, y0: Any, dt: Any) -> None:
+        self.callback_accept_step(t0, y0, dt)
+
+    def callback_reject_step_adjoint(self, t0: Any, y0: Any, dt: Any) -> None:
+        self.callback_reject_step(t0, y0, dt)
 
 
 def _as_state(
@@ -233,7 +295,7 @@ def integrate(
     interpolation: str = "zoh",
     rtol: float = 1e-7,
     atol: float = 1e-9,
-    adjoint: bool = False,
+    adjoint: bool | str = False,
     options: Mapping[str, Any] | None = None,
     fused: bool | None = None,
     progress: bool = False,
@@ -267,8 +329,16 @@ def integrate(
     rtol, atol
         Tolerances of adaptive methods.
     adjoint
-        Backpropagate with the adjoint method (`torchdiffeq.odeint_adjoint`): memory
-        independent of the number of steps.
+        How gradients are computed (docs/gradients.md): ``False``, direct backpropagation
+        (exact; memory grows with the steps); ``"checkpoint"``, a checkpointed pass (the
+        same gradient as direct backpropagation, memory of about √N states, one extra
+        forward pass of time; every method but ``scipy_solver``); ``"backsolve"``,
+        torchdiffeq's ``odeint_adjoint`` (flat memory, but inexact where the dynamics
+        amplify errors backwards in time: its reconstruction error is reported on
+        ``Solution.stats`` after the backward pass, with a warning above tolerance;
+        continuous methods only). ``True`` means ``"checkpoint"``, the exact one. Both
+        adjoints need an `nn.Module` field: its parameters, ``state0`` and ``inputs`` get
+        gradients.
     options
         Extra torchdiffeq solver options (they override ours).
     fused
@@ -289,12 +359,14 @@ def integrate(
     Raises
     ------
     OscsimInputError
-        On any bad argument, before integrating.
+        On any bad argument (an ``adjoint`` other than ``False``, ``True``,
+        ``"backsolve"``, ``"checkpoint"``), before integrating.
     IntegrationError
         If the state passes the ``max_state`` bound or becomes non-finite (naming the model
         time), or the adaptive step underflows (naming the last time reached).
     """
     check_method(method)
+    adjoint_mode = resolve_adjoint(adjoint)
     states, is_tuple = _as_state(state0)
     dtype, device = states[0].dtype, states[0].device
     _check_field(field, dtype, device)
@@ -311,11 +383,18 @@ def integrate(
         max_state, *states, inputs, bias if isinstance(bias, torch.Tensor) else None
     )
     guard = (bound, _state_names(field, len(states)), method, dt)
+    if adjoint_mode is not None and not isinstance(field, nn.Module):
+        raise OscsimInputError(
+            f"adjoint={adjoint!r} needs the field to be a torch.nn.Module (its parameters are "
+            "what gets gradients); wrap the function in one, or use adjoint=False"
+        )
+    stats = SolverStatistics()
     if method == "imex":
-        if adjoint:
+        if adjoint_mode == "backsolve":
             raise OscsimInputError(
-                "adjoint=True applies to continuous methods; imex is a discrete recurrence "
-                "(its fused backward already stores only the states)"
+                "adjoint='backsolve' applies to continuous methods; imex is a discrete "
+                "recurrence: use adjoint='checkpoint' (or False; the fused imex backward "
+                "already stores only the states)"
             )
         if len(states) != 2 or not hasattr(field, "acceleration"):
             raise OscsimInputError(
@@ -323,13 +402,35 @@ def integrate(
                 "field with acceleration(t, position, velocity, drive)"
             )
         result = _integrate_imex(
-            field, states, t, cast(float, dt), save_steps, signal, fused, progress, guard
+            field,
+            states,
+            t,
+            cast(float, dt),
+            save_steps,
+            signal,
+            fused,
+            progress,
+            guard,
+            adjoint_mode == "checkpoint",
+            stats,
         )
     else:
         result = _integrate_torchdiffeq(
-            field, states, is_tuple, t, method, dt, signal, rtol, atol, adjoint, options, progress,
+            field,
+            states,
+            is_tuple,
+            t,
+            method,
+            dt,
+            signal,
+            rtol,
+            atol,
+            adjoint_mode,
+            options,
+            progress,
             guard,
-        )  # fmt: skip
+            stats,
+        )
     _check_frames(result, t, guard)
     return Solution(
         times=t,
@@ -337,7 +438,13 @@ def integrate(
         names=_state_names(field, len(result)),
         method=method,
         dt=dt,
-        options={"rtol": rtol, "atol": atol, "interpolation": interpolation, "adjoint": adjoint},
+        options={
+            "rtol": rtol,
+            "atol": atol,
+            "interpolation": interpolation,
+            "adjoint": adjoint_mode,
+        },
+        stats=stats,
     )
 
 
@@ -401,6 +508,8 @@ def _integrate_imex(
     fused: bool | None,
     progress: bool,
     guard: Guard,
+    checkpoint: bool,
+    stats: SolverStatistics,
 ) -> tuple[torch.Tensor, ...]:
     position, velocity = states
     n_steps = save_steps[-1]
@@ -414,6 +523,27 @@ def _integrate_imex(
             drive = mapped.reshape(n_steps, samples.shape[1], *mapped.shape[1:])
         else:
             drive = samples
+    if checkpoint:
+        if fused:
+            raise OscsimInputError(
+                "fused=True and adjoint='checkpoint' exclude each other: the checkpointed "
+                "pass steps the readable imex loop"
+            )
+        # Checked against the divergence bound by the caller, frame by frame.
+        return checkpointed_imex(
+            field,
+            position,
+            velocity,
+            dt,
+            n_steps,
+            save_steps,
+            start_time=start,
+            drive=drive,
+            stats=stats,
+        )
+    # one acceleration per step, whichever implementation runs
+    stats.count_evaluation(n_steps)
+    stats.count_step(accepted=True, count=n_steps)
     wanted = set(save_steps)
     positions = [position] if 0 in wanted else []
     velocities = [velocity] if 0 in wanted else []
@@ -472,10 +602,11 @@ def _integrate_torchdiffeq(
     signal: InputSignal | None,
     rtol: float,
     atol: float,
-    adjoint: bool,
+    adjoint: str | None,
     options: Mapping[str, Any] | None,
     progress: bool,
     guard: Guard,
+    stats: SolverStatistics,
 ) -> tuple[torch.Tensor, ...]:
     t0, t_end = float(t[0]), float(t[-1])
     solver_options: dict[str, Any] = {}
@@ -504,15 +635,27 @@ def _integrate_torchdiffeq(
         if progress
         else None
     )
-    func = _DrivenField(field, signal, bar)
+    adaptive = not is_fixed_step(method)
+    func = (_AdaptiveDrivenField if adaptive else _DrivenField)(field, signal, bar, stats, adaptive)
     func.start = t0
     func.bound, func.names, func.method, func.dt = guard
     func.last_time = t0
     y0: Any = states if is_tuple else states[0]
+    out: Any
     try:
-        if adjoint:
-            if not isinstance(field, nn.Module):
-                raise OscsimInputError("adjoint=True needs the field to be a torch.nn.Module")
+        if adjoint == "checkpoint":
+            out = checkpointed_odeint(
+                func,
+                y0,
+                t,
+                rtol=rtol,
+                atol=atol,
+                method=method,
+                options=solver_options,
+                signal=signal,
+                stats=stats,
+            )
+        elif adjoint == "backsolve":
             adjoint_params: tuple[torch.Tensor, ...] = tuple(
                 p for p in field.parameters() if p.requires_grad
             )
@@ -529,6 +672,25 @@ def _integrate_torchdiffeq(
                 adjoint_params=adjoint_params,
                 adjoint_options=dict(solver_options),
             )
+            outputs = tuple(out) if is_tuple else (out,)
+            # Detached: the hooks live on the autograd node, and a reference from them to
+            # the outputs (whose grad_fn is that node) would be a cycle no collector frees.
+            forward_states = tuple(o.detach() for o in outputs)
+
+            def reconstruct() -> float:
+                return reconstruction_error(
+                    func.evaluate,
+                    forward_states,
+                    t,
+                    method=method,
+                    rtol=rtol,
+                    atol=atol,
+                    options=dict(solver_options),
+                )
+
+            watch_backsolve(
+                outputs, reconstruct, stats, backsolve_tolerance(t.dtype, rtol, adaptive)
+            )
         else:
             out = torchdiffeq.odeint(
                 func, y0, t, rtol=rtol, atol=atol, method=method, options=solver_options
@@ -542,9 +704,16 @@ def _integrate_torchdiffeq(
                 "dt, or check gamma, epsilon and the kernels"
             ) from error
         raise
+    else:
+        if bar is not None:
+            # The bar ends at t_end exactly (adding up float steps could fall short of it).
+            bar.n = bar.total
+            bar.refresh()
     finally:
         if bar is not None:
             bar.close()
+        # Backward passes evaluate the field again; the bar is closed by then.
+        func.bar = None
     return tuple(out) if is_tuple else (out,)
 
 

@@ -268,7 +268,7 @@ def test_nan_state_raises_with_advice() -> None:
         ({"times": [0.0]}, "at least 2 times"),
         ({"inputs": torch.zeros(3, 5, 1, 4, 4)}, "batch size"),
         ({"inputs": torch.zeros(3, 2, 1, 4, 4)}, "input_times or input_dt"),
-        ({"method": "imex", "dt": 0.1, "adjoint": True}, "adjoint=True applies to continuous"),
+        ({"method": "imex", "dt": 0.1, "adjoint": "backsolve"}, "applies to continuous"),
         (
             {"interpolation": "cubic", "inputs": torch.zeros(3, 2, 1, 4, 4), "input_dt": 0.1},
             "interpolation must be one of",
