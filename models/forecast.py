@@ -34,8 +34,8 @@ import torch.nn.functional as F
 from oscsim.models.sequence import CoreSpec, LearnedStep
 from torch import nn
 
+from oscsim import imex_sequence
 from oscsim.errors import OscsimInputError
-from oscsim.solvers.fused_dispatch import run_imex
 
 FEEDBACK_MODES = ("none", "prediction")
 DECODER_OUTPUTS = ("sigmoid", "linear")
@@ -317,8 +317,8 @@ class AutoregressiveForecaster(OscillatorForecaster):
         if self.feedback == "none" or seen == steps:
             if seen < steps:
                 drive = torch.cat([drive, drive.new_zeros((steps - seen, *drive.shape[1:]))])
-            return run_imex(self.network, drive, zeros, zeros, dt, return_sequence=True)
-        positions, velocities = run_imex(
+            return imex_sequence(self.network, drive, zeros, zeros, dt, return_sequence=True)
+        positions, velocities = imex_sequence(
             self.network, drive, zeros, zeros, dt, return_sequence=True
         )
         position_list, velocity_list = list(positions), list(velocities)
@@ -326,7 +326,7 @@ class AutoregressiveForecaster(OscillatorForecaster):
         for _ in range(steps - seen):
             prediction = self.decode(y)
             step_drive = self._drive(prediction.unsqueeze(1))
-            y, z = run_imex(self.network, step_drive, y, z, dt)
+            y, z = imex_sequence(self.network, step_drive, y, z, dt)
             position_list.append(y)
             velocity_list.append(z)
         return torch.stack(position_list), torch.stack(velocity_list)
@@ -407,7 +407,7 @@ class LatentODEForecaster(OscillatorForecaster):
         )
         if isinstance(substeps, bool) or not isinstance(substeps, int) or substeps < 1:
             raise OscsimInputError(f"substeps must be an integer >= 1, got {substeps!r}")
-        from oscsim.solvers.registry import check_method
+        from oscsim import check_method
 
         if method == "imex":
             raise OscsimInputError(

@@ -2,7 +2,7 @@
 
 These are the recurrent models of the Neural Wave Machines paper (NWM-2D, NWM-1D) and
 its baselines (coRNN with global coupling, uncoupled oscillators): one `imex` step per
-input element, the whole sequence through the fused kernel of `oscsim.fused`.
+input element, the whole sequence in one `oscsim.imex_sequence` call (the fused kernel).
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from oscsim.errors import OscsimInputError
-from oscsim.fused.drive import map_inputs
-from oscsim.network import OscillatorNetwork
-from oscsim.solvers.fused_dispatch import run_imex
+from oscsim import OscillatorNetwork, OscsimInputError, imex_sequence, map_inputs
 
 #: Ways to initialise the network bias ``b`` (`CoreSpec.initial_bias`).
 BIAS_INITS = ("zero", "uniform")
@@ -155,7 +152,9 @@ class OscillatorSequenceModel(nn.Module):
             raise OscsimInputError(f"inputs must be (batch, time, features), got {tuple(x.shape)}")
         drive = self.drive(x)
         zeros = drive.new_zeros(drive.shape[1:])
-        return run_imex(self.network, drive, zeros, zeros, self.dt, return_sequence=return_sequence)
+        return imex_sequence(
+            self.network, drive, zeros, zeros, self.dt, return_sequence=return_sequence
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         position, _ = self.hidden_states(x)

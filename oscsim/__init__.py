@@ -1,7 +1,9 @@
 """oscsim: topographic coupled oscillator networks — simulate, train, analyse.
 
 The public API: `OscillatorNetwork` (the vector field), `integrate` (every method),
-`NetworkParameters` (a torch-free description), configuration and trajectory I/O.
+`imex_sequence` (the coRNN scheme over a whole drive sequence, fused) with its argument
+record `ImexField` and `map_inputs`, `NetworkParameters` (a torch-free description),
+configuration (`parse_override` for ``--set KEY=VALUE``) and trajectory I/O.
 Submodules that need torch are imported on first use, so ``import oscsim`` stays light
 and the Numba reference (`oscsim.reference`) never pulls torch in.
 """
@@ -17,10 +19,12 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from oscsim.config import SimulationConfig, load_config, parse_config
+    from oscsim.fused import map_inputs
     from oscsim.integration import Solution, integrate
     from oscsim.io import read_trajectory, trajectory_dataset, write_trajectory
     from oscsim.network import OscillatorNetwork
     from oscsim.simulation import simulate
+    from oscsim.solvers import ImexField, check_method, imex_sequence
 
 _LAZY = {
     "OscillatorNetwork": "oscsim.network",
@@ -30,6 +34,10 @@ _LAZY = {
     "load_config": "oscsim.config",
     "parse_config": "oscsim.config",
     "simulate": "oscsim.simulation",
+    "ImexField": "oscsim.solvers",
+    "imex_sequence": "oscsim.solvers",
+    "check_method": "oscsim.solvers",
+    "map_inputs": "oscsim.fused",
     "read_trajectory": "oscsim.io",
     "write_trajectory": "oscsim.io",
     "trajectory_dataset": "oscsim.io",
@@ -47,6 +55,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ACTIVATIONS",
     "COUPLINGS",
+    "ImexField",
     "IntegrationError",
     "NetworkParameters",
     "OscillatorNetwork",
@@ -55,8 +64,11 @@ __all__ = [
     "SimulationConfig",
     "Solution",
     "__version__",
+    "check_method",
+    "imex_sequence",
     "integrate",
     "load_config",
+    "map_inputs",
     "parse_config",
     "read_trajectory",
     "simulate",

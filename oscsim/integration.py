@@ -1,8 +1,8 @@
 """One entry point, `integrate`, for every method on any vector field ``f(t, state)``.
 
 Continuous methods go to torchdiffeq (``odeint``, or ``odeint_adjoint`` with
-``adjoint=True``); ``imex`` runs the discrete coRNN scheme, through the fused kernel of
-`oscsim.fused` where it applies and the readable loop of `oscsim.solvers.imex` elsewhere.
+``adjoint=True``); ``imex`` runs the discrete coRNN scheme through `oscsim.imex_sequence`
+(the fused kernels where they apply, the readable loop elsewhere).
 Everything is checked before any work is done.
 """
 
@@ -21,8 +21,7 @@ from tqdm.auto import tqdm
 
 from oscsim.errors import IntegrationError, OscsimInputError
 from oscsim.inputs import InputSignal
-from oscsim.solvers.fused_dispatch import fused_imex_network
-from oscsim.solvers.imex import imex_eager
+from oscsim.solvers.imex import imex_sequence
 from oscsim.solvers.registry import check_method, is_fixed_step
 
 #: How far (relative) an output time may sit from the fixed-step grid and still be on it.
@@ -359,24 +358,16 @@ def _integrate_imex(
             drive = mapped.reshape(n_steps, samples.shape[1], *mapped.shape[1:])
         else:
             drive = samples
-    if fused is not False:
-        result = fused_imex_network(field, position0, velocity0, drive, dt, n_steps, save_steps)
-        if result is not None:
-            return result
-        if fused:
-            raise OscsimInputError(
-                "fused=True, but the fused imex kernel does not cover this field "
-                "(it covers OscillatorNetwork with local, global or none coupling)"
-            )
-    return imex_eager(
+    return imex_sequence(
         field,
+        drive,
         position0,
         velocity0,
         dt,
-        n_steps,
-        save_steps,
+        n_steps=n_steps,
+        save_steps=save_steps,
+        fused=fused,
         start_time=start,
-        drive=drive,
         progress=progress,
     )
 

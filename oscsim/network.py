@@ -3,8 +3,9 @@
     dy/dt = z
     dz/dt = act(K_y ⋆ y + K_z ⋆ z + D(u(t)) + b) − γ·y − ε·z
 
-The module knows nothing about solvers: `oscsim.integrate` hands it to torchdiffeq (any
-method) or to the discrete ``imex`` scheme, which calls `OscillatorNetwork.acceleration`.
+`oscsim.integrate` hands it to torchdiffeq (any method) or to the discrete ``imex``
+scheme, which reads nothing of the network but the record `OscillatorNetwork.imex_field`
+returns (its coefficients as explicit tensors).
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from torch import nn
 from oscsim.coupling import build_coupling
 from oscsim.errors import OscsimInputError
 from oscsim.parameters import NetworkParameters
-
-ACTIVATION_FUNCTIONS = {"tanh": torch.tanh, "identity": lambda x: x}
+from oscsim.solvers.imex_field import ImexField
 
 
 def _inverse_softplus(value: torch.Tensor) -> torch.Tensor:
@@ -146,7 +146,6 @@ class OscillatorNetwork(nn.Module):
         self.channels = params.channels
         self.coupling = params.coupling
         self.activation = params.activation
-        self._act = ACTIVATION_FUNCTIONS[params.activation]
         # Built directly in the requested dtype: converting later (.double()) could not
         # restore digits already rounded away in float32.
         dtype = dtype if dtype is not None else torch.get_default_dtype()
@@ -245,6 +244,24 @@ class OscillatorNetwork(nn.Module):
             )
         return u
 
+    def imex_field(self) -> ImexField:
+        """The network's coefficients as the ``imex`` solver takes them (`ImexField`):
+        the current tensors (parameters, or γ and ε through ``softplus``), so gradients
+        flow back to the network."""
+
+        def weight(module: nn.Module | None) -> torch.Tensor | None:
+            return None if module is None else module.weight  # type: ignore[return-value]
+
+        return ImexField(
+            coupling=self.coupling,
+            kernel_position=weight(self.position_coupling),
+            kernel_velocity=weight(self.velocity_coupling),
+            bias=self.bias,
+            gamma=self.gamma,
+            epsilon=self.epsilon,
+            activation=self.activation,
+        )
+
     def acceleration(
         self,
         t: torch.Tensor | float,
@@ -252,17 +269,9 @@ class OscillatorNetwork(nn.Module):
         velocity: torch.Tensor,
         drive: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``dz/dt`` given the state and the drive already on the grid (used by ``imex``)."""
-        pre = self.bias_on_grid()
-        if self.position_coupling is not None and self.velocity_coupling is not None:
-            pre = pre + self.position_coupling(position) + self.velocity_coupling(velocity)
-        if drive is not None:
-            pre = pre + drive
-        return (
-            self._act(pre)
-            - self._per_channel(self.gamma) * position
-            - self._per_channel(self.epsilon) * velocity
-        )
+        """``dz/dt`` given the state and the drive already on the grid
+        (`ImexField.acceleration` of `imex_field`)."""
+        return self.imex_field().acceleration(t, position, velocity, drive)
 
     def forward(
         self,
