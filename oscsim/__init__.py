@@ -18,7 +18,7 @@ from oscsim.parameters import ACTIVATIONS, COUPLINGS, NetworkParameters
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from oscsim.config import SimulationConfig, load_config, parse_config
+    from oscsim.config import SimulationConfig, load_config, parse_config, parse_override
     from oscsim.fused import map_inputs
     from oscsim.integration import Solution, integrate
     from oscsim.io import read_trajectory, trajectory_dataset, write_trajectory
@@ -33,6 +33,7 @@ _LAZY = {
     "SimulationConfig": "oscsim.config",
     "load_config": "oscsim.config",
     "parse_config": "oscsim.config",
+    "parse_override": "oscsim.config",
     "simulate": "oscsim.simulation",
     "ImexField": "oscsim.solvers",
     "imex_sequence": "oscsim.solvers",
@@ -70,6 +71,7 @@ __all__ = [
     "load_config",
     "map_inputs",
     "parse_config",
+    "parse_override",
     "read_trajectory",
     "simulate",
     "trajectory_dataset",

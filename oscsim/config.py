@@ -159,6 +159,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Check]]] = {
         "atol": (1e-9, _positive),
         "device": ("cpu", _text),
         "progress": (True, lambda k, v: _check_bool(k, v)),
+        "threads": (1, _int_at_least(1)),
     },
     "output": {
         "path": ("run.nc", _text),
@@ -217,6 +218,9 @@ class SolverConfig:
     atol: float
     device: str
     progress: bool
+    #: Numba threads of the ``numba`` backend (`oscsim.reference.solve`'s ``threads``);
+    #: 1, the default, runs its serial kernels.
+    threads: int
 
     @property
     def n_frames(self) -> int:
@@ -375,6 +379,11 @@ def _check_consistency(config: SimulationConfig) -> None:
             raise OscsimInputError(
                 "solver.backend = 'numba' computes in float64: set solver.dtype = 'float64'"
             )
+    elif solver.threads != 1:
+        raise OscsimInputError(
+            f"solver.threads = {solver.threads} applies to solver.backend = 'numba' only; the "
+            "torch backend uses torch.set_num_threads (OMP_NUM_THREADS)"
+        )
     if solver.t_end < solver.save_every * solver.dt:
         raise OscsimInputError(
             f"solver.t_end = {solver.t_end} is shorter than one saved interval "
@@ -386,23 +395,63 @@ def _check_consistency(config: SimulationConfig) -> None:
     build_network_parameters(net)
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
+    """A command-line value as TOML (``0.5``, ``[11, 11]``, ``true``, ``"a b"``); text that
+    is not a TOML value, such as the bare word ``rk4``, stays a string."""
     try:
         return tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
-        return text  # a bare word such as rk4 or tanh
+        return text
+
+
+def parse_override(item: str, *, form: str = "key=value") -> tuple[str, Any]:
+    """One ``--set KEY=VALUE``: the key (stripped) and the value (`parse_value`).
+
+    The one parser of ``--set`` for every command: ``oscsim simulate`` (``section.key``
+    keys, `apply_overrides`), ``oscsim train`` and the experiments (model options).
+
+    Parameters
+    ----------
+    item
+        ``KEY=VALUE``; the value may itself contain ``=``.
+    form
+        What the command expects, for the error message (e.g. ``"key=value (e.g.
+        grid=[11,11])"``).
+
+    Raises
+    ------
+    OscsimInputError
+        ``--set expects {form}, got {item!r}`` when there is no ``=`` or no key.
+
+    Examples
+    --------
+    >>> parse_override("grid=[11, 11]")
+    ('grid', [11, 11])
+    >>> parse_override("method = rk4")
+    ('method', 'rk4')
+    """
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise OscsimInputError(f"--set expects {form}, got {item!r}")
+    return key.strip(), parse_value(text.strip())
+
+
+def parse_overrides(items: Iterable[str] | None, *, form: str = "key=value") -> dict[str, Any]:
+    """Several ``--set KEY=VALUE`` (`parse_override`) as a dict; a later key wins."""
+    return dict(parse_override(item, form=form) for item in items or [])
+
+
+_SECTION_FORM = "section.key=value (for example network.gamma=0.5)"
 
 
 def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     """A copy of ``raw`` with each ``section.key=value`` applied (value parsed as TOML)."""
     result = copy.deepcopy(dict(raw))
     for item in overrides:
-        name, sep, text = item.partition("=")
-        section, dot, key = name.strip().partition(".")
-        if not sep or not dot or not key:
-            raise OscsimInputError(
-                f"--set expects section.key=value (for example network.gamma=0.5), got {item!r}"
-            )
+        name, value = parse_override(item, form=_SECTION_FORM)
+        section, dot, key = name.partition(".")
+        if not dot or not key:
+            raise OscsimInputError(f"--set expects {_SECTION_FORM}, got {item!r}")
         if section not in SCHEMA:
             raise OscsimInputError(
                 f"--set {item!r}: unknown section [{section}]; allowed: {', '.join(SCHEMA)}"
@@ -414,7 +463,7 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
             )
         result.setdefault(section, {})
         result[section] = dict(result[section])
-        result[section][key] = _parse_value(text.strip())
+        result[section][key] = value
     return result
 
 

@@ -65,6 +65,7 @@ def simulate(config: SimulationConfig) -> xr.Dataset:
             rtol=solver.rtol,
             atol=solver.atol,
             progress=solver.progress,
+            threads=solver.threads,
         )
     return trajectory_dataset(
         times,

@@ -64,7 +64,7 @@ from torch import nn
 
 from oscsim import OscsimInputError
 from oscsim.atomic import write_text_atomic
-from oscsim.config import _parse_value
+from oscsim.config import parse_overrides
 from oscsim.io import write_trajectory
 
 #: Published VPT (steps) of the NWM preprint (PAPER.md), mean (std).
@@ -88,13 +88,7 @@ def parse_options(items: list[str] | None) -> dict[str, Any]:
     A key may name one model, ``nwm2d:channels=2``: that option goes to that model only (it
     is kept under the key ``"nwm2d:channels"``; `options_for` resolves it).
     """
-    options: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise OscsimInputError(f"--set expects key=value or model:key=value, got {item!r}")
-        options[key.strip()] = _parse_value(text.strip())
-    return options
+    return parse_overrides(items, form="key=value or model:key=value")
 
 
 def options_for(model: str, shared: dict[str, Any]) -> dict[str, Any]:
