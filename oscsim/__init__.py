@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from oscsim.config import SimulationConfig, load_config, parse_config, parse_override
     from oscsim.fused import map_inputs
     from oscsim.integration import Solution, integrate
-    from oscsim.io import read_trajectory, trajectory_dataset, write_trajectory
+    from oscsim.io import open_trajectory, read_trajectory, trajectory_dataset, write_trajectory
     from oscsim.network import OscillatorNetwork
     from oscsim.simulation import simulate
     from oscsim.solvers import ImexField, check_method, imex_sequence
@@ -40,6 +40,7 @@ _LAZY = {
     "check_method": "oscsim.solvers",
     "map_inputs": "oscsim.fused",
     "read_trajectory": "oscsim.io",
+    "open_trajectory": "oscsim.io",
     "write_trajectory": "oscsim.io",
     "trajectory_dataset": "oscsim.io",
 }
@@ -70,6 +71,7 @@ __all__ = [
     "integrate",
     "load_config",
     "map_inputs",
+    "open_trajectory",
     "parse_config",
     "parse_override",
     "read_trajectory",

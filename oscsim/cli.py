@@ -45,13 +45,14 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from oscsim.analysis import analyze_dataset
-    from oscsim.io import read_trajectory
+    from oscsim.io import open_trajectory
 
-    ds = read_trajectory(args.path)
     out_dir = None if args.out is None else Path(args.out)
-    report = analyze_dataset(
-        ds, var=args.var, band=tuple(args.band) if args.band else None, out_dir=out_dir
-    )
+    # Opened lazily: a recording larger than memory streams through the dask engine.
+    with open_trajectory(args.path) as ds:
+        report = analyze_dataset(
+            ds, var=args.var, band=tuple(args.band) if args.band else None, out_dir=out_dir
+        )
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:

@@ -150,12 +150,45 @@ def write_trajectory(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
     return target
 
 
-def read_trajectory(path: str | os.PathLike[str]) -> xr.Dataset:
-    """Read a trajectory written by `write_trajectory` fully into memory."""
+def _existing(path: str | os.PathLike[str]) -> tuple[Path, str]:
     source = Path(path)
     suffix = _check_suffix(source)
     if not source.exists():
         raise OscsimInputError(f"no trajectory at {str(source)!r}")
+    return source, suffix
+
+
+def _dask_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("dask") is not None
+
+
+def open_trajectory(path: str | os.PathLike[str]) -> xr.Dataset:
+    """Open a trajectory written by `write_trajectory` lazily.
+
+    Nothing is read until it is computed, so a recording larger than memory streams
+    through dask-aware code such as `oscsim.analysis.analyze_dataset` (``oscsim analyze``
+    opens files this way). With dask installed (the ``dask`` extra) the variables are dask
+    arrays in the file's own chunks (a zarr store's chunks; one chunk per variable for
+    netCDF); without it they are xarray's lazily indexed arrays, read on first use. Close
+    the dataset when done (``with open_trajectory(path) as ds: ...``).
+
+    Raises
+    ------
+    OscsimInputError
+        For a path that does not end in ``.nc`` or ``.zarr``, or does not exist.
+    """
+    source, suffix = _existing(path)
+    chunks = {} if _dask_available() else None
+    if suffix == ".nc":
+        return xr.open_dataset(source, engine="h5netcdf", chunks=chunks)
+    return xr.open_zarr(source, consolidated=False, chunks=chunks)
+
+
+def read_trajectory(path: str | os.PathLike[str]) -> xr.Dataset:
+    """Read a trajectory written by `write_trajectory` fully into memory."""
+    source, suffix = _existing(path)
     if suffix == ".nc":
         with xr.open_dataset(source, engine="h5netcdf") as ds:
             return ds.load()
