@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from oscsim.errors import OscsimInputError
+from oscsim.errors import OscsimInputError, check_choice
 from oscsim.parameters import ACTIVATIONS, COUPLINGS, NetworkParameters
 from oscsim.solvers.registry import METHODS
 
@@ -50,8 +50,7 @@ def _positive(key: str, value: Any) -> None:
 
 def _one_of(*allowed: str) -> Callable[[str, Any], None]:
     def check(key: str, value: Any) -> None:
-        if value not in allowed:
-            raise OscsimInputError(f"{key} must be one of {', '.join(allowed)}; got {value!r}")
+        check_choice(key, value, allowed)
 
     return check
 
@@ -306,6 +305,14 @@ def build_network_parameters(net: NetworkConfig) -> NetworkParameters:
         raise OscsimInputError(f"[network] {error}") from None
 
 
+def _check_known(given: Iterable[str], allowed: Iterable[str], message: str) -> None:
+    """Refuse the first name of ``given`` (sorted) not in ``allowed``: ``message`` with it
+    in place of ``{}``."""
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise OscsimInputError(message.format(unknown[0]))
+
+
 def parse_config(raw: Mapping[str, Any]) -> SimulationConfig:
     """Validate a nested mapping (as read from TOML) into a `SimulationConfig`.
 
@@ -316,22 +323,16 @@ def parse_config(raw: Mapping[str, Any]) -> SimulationConfig:
     """
     if not isinstance(raw, Mapping):
         raise OscsimInputError(f"a configuration must be a table, got {type(raw).__name__}")
-    unknown_sections = sorted(set(raw) - set(SCHEMA))
-    if unknown_sections:
-        raise OscsimInputError(
-            f"unknown section [{unknown_sections[0]}]; allowed sections: {', '.join(SCHEMA)}"
-        )
+    _check_known(raw, SCHEMA, "unknown section [{}]; allowed sections: " + ", ".join(SCHEMA))
     sections: dict[str, dict[str, Any]] = {}
     for section, keys in SCHEMA.items():
         given = raw.get(section, {})
         if not isinstance(given, Mapping):
             raise OscsimInputError(f"[{section}] must be a table of keys")
-        unknown = sorted(set(given) - set(keys))
-        if unknown:
-            raise OscsimInputError(
-                f"unknown key {section}.{unknown[0]}; allowed keys in [{section}]: "
-                f"{', '.join(keys)}"
-            )
+        allowed = ", ".join(keys)
+        _check_known(
+            given, keys, f"unknown key {section}.{{}}; allowed keys in [{section}]: {allowed}"
+        )
         values: dict[str, Any] = {}
         for key, (default, check) in keys.items():
             value = copy.deepcopy(given.get(key, default))

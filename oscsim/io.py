@@ -180,7 +180,7 @@ def open_trajectory(path: str | os.PathLike[str]) -> xr.Dataset:
         For a path that does not end in ``.nc`` or ``.zarr``, or does not exist.
     """
     source, suffix = _existing(path)
-    chunks = {} if _dask_available() else None
+    chunks: dict[str, int] | None = {} if _dask_available() else None
     if suffix == ".nc":
         return xr.open_dataset(source, engine="h5netcdf", chunks=chunks)
     return xr.open_zarr(source, consolidated=False, chunks=chunks)

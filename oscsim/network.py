@@ -252,14 +252,9 @@ class OscillatorNetwork(nn.Module):
         def weight(module: nn.Module | None) -> torch.Tensor | None:
             return None if module is None else module.weight  # type: ignore[return-value]
 
+        kernels = weight(self.position_coupling), weight(self.velocity_coupling)
         return ImexField(
-            coupling=self.coupling,
-            kernel_position=weight(self.position_coupling),
-            kernel_velocity=weight(self.velocity_coupling),
-            bias=self.bias,
-            gamma=self.gamma,
-            epsilon=self.epsilon,
-            activation=self.activation,
+            self.coupling, *kernels, self.bias, self.gamma, self.epsilon, self.activation
         )
 
     def acceleration(

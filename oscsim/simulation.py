@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import xarray as xr
@@ -32,6 +34,11 @@ def simulate(config: SimulationConfig) -> xr.Dataset:
     params = config.network_parameters()
     position0, velocity0 = initial_state(config.initial, params)
     times = solver.frame_times()
+    # what both backends take alike
+    common: dict[str, Any] = dict(
+        method=solver.method, dt=solver.dt, rtol=solver.rtol, atol=solver.atol,
+        progress=solver.progress,
+    )  # fmt: skip
     if solver.backend == "torch":
         device = _device(solver.device)
         dtype = getattr(torch, solver.dtype)
@@ -41,14 +48,7 @@ def simulate(config: SimulationConfig) -> xr.Dataset:
         )
         with torch.no_grad():
             solution = integrate(
-                network,
-                state0,
-                torch.as_tensor(times, dtype=dtype, device=device),
-                method=solver.method,
-                dt=solver.dt,
-                rtol=solver.rtol,
-                atol=solver.atol,
-                progress=solver.progress,
+                network, state0, torch.as_tensor(times, dtype=dtype, device=device), **common
             )
         position = solution.position.cpu().numpy().astype(np.float64)
         velocity = solution.velocity.cpu().numpy().astype(np.float64)
@@ -56,16 +56,7 @@ def simulate(config: SimulationConfig) -> xr.Dataset:
         from oscsim.reference import solve
 
         position, velocity = solve(
-            params,
-            position0,
-            velocity0,
-            times,
-            method=solver.method,
-            dt=solver.dt,
-            rtol=solver.rtol,
-            atol=solver.atol,
-            progress=solver.progress,
-            threads=solver.threads,
+            params, position0, velocity0, times, threads=solver.threads, **common
         )
     return trajectory_dataset(
         times,

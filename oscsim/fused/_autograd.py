@@ -19,6 +19,13 @@ INPUTS: tuple[str, ...] = ("drive", "position0", "velocity0", "dt", *COEFFICIENT
 _LEADING = 3
 
 
+def unpack(inputs: tuple[Any, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]:
+    """``drive, position0, velocity0, dt`` of the inputs (the field's tensors follow them,
+    passed only so that autograd sees them: ``forward`` reads them from the field)."""
+    drive, position0, velocity0, dt = inputs[: len(INPUTS) - len(COEFFICIENTS)]
+    return drive, position0, velocity0, dt
+
+
 def needed(ctx: Any) -> dict[str, bool]:
     """Which inputs need a gradient, by name."""
     return dict(zip(INPUTS, ctx.needs_input_grad[_LEADING:], strict=True))

@@ -11,7 +11,7 @@ from torch.autograd.function import once_differentiable
 
 from oscsim.fused import _numba_kernels as kernels
 from oscsim.fused import _workspace
-from oscsim.fused._autograd import gradients, needed
+from oscsim.fused._autograd import gradients, needed, unpack
 from oscsim.solvers.imex_field import ImexField, SequenceSpec
 
 
@@ -126,17 +126,9 @@ class NumbaImex(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any,
-        spec: SequenceSpec,
-        field: ImexField,
-        return_sequence: bool,
-        drive: torch.Tensor,
-        position0: torch.Tensor,
-        velocity0: torch.Tensor,
-        dt: torch.Tensor | float,
-        *coefficients: torch.Tensor | None,
+        ctx: Any, spec: SequenceSpec, field: ImexField, return_sequence: bool, *inputs: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        # ``coefficients`` are ``field``'s tensors, passed again only so autograd sees them
+        drive, position0, velocity0, dt = unpack(inputs)
         dt_value = float(dt)
         every = checkpoint_interval(spec, return_sequence=return_sequence, needs_grad=True)
         saved_y, saved_z, saved_h = run_forward(

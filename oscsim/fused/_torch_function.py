@@ -26,7 +26,7 @@ from torch.autograd.function import once_differentiable
 from torch.nn import grad as nn_grad
 
 from oscsim.coupling import circular_correlate, circular_pad
-from oscsim.fused._autograd import gradients, needed
+from oscsim.fused._autograd import gradients, needed, unpack
 from oscsim.fused._workspace import empty_for
 from oscsim.solvers.imex_field import ImexField, SequenceSpec
 
@@ -44,17 +44,9 @@ class TorchImex(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any,
-        spec: SequenceSpec,
-        field: ImexField,
-        return_sequence: bool,
-        drive: torch.Tensor,
-        position0: torch.Tensor,
-        velocity0: torch.Tensor,
-        dt: torch.Tensor | float,
-        *coefficients: torch.Tensor | None,
+        ctx: Any, spec: SequenceSpec, field: ImexField, return_sequence: bool, *inputs: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        # ``coefficients`` are ``field``'s tensors, passed again only so autograd sees them
+        drive, position0, velocity0, dt = unpack(inputs)
         bias, gamma, epsilon = field.bias, field.gamma, field.epsilon
         dt_value = float(dt)
         c = spec.channels

@@ -11,7 +11,7 @@ sequence: through the fused kernels of `oscsim.fused` where they apply, else thr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import torch
@@ -22,15 +22,12 @@ from oscsim.solvers.imex_field import ImexField, SequenceSpec, check_sequence
 
 
 class SecondOrderField(Protocol):
-    """A field ``y' = z, z' = a(t, y, z, drive)`` that ``imex`` can step."""
+    """A field ``y' = z, z' = a(t, y, z, drive)`` that ``imex`` can step: its
+    ``acceleration(t, position, velocity, drive=None)`` returns ``z'`` like ``position``
+    (as `ImexField.acceleration`)."""
 
-    def acceleration(
-        self,
-        t: torch.Tensor | float,
-        position: torch.Tensor,
-        velocity: torch.Tensor,
-        drive: torch.Tensor | None = None,
-    ) -> torch.Tensor: ...
+    @property
+    def acceleration(self) -> Callable[..., torch.Tensor]: ...
 
 
 def imex_loop(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from oscsim.coupling import couple
-from oscsim.errors import OscsimInputError
+from oscsim.errors import OscsimInputError, check_choice
 
 #: Couplings an `ImexField` describes (the fused kernels cover all but ``locally_connected``).
 IMEX_COUPLINGS: tuple[str, ...] = ("local", "global", "none", "locally_connected")
@@ -127,14 +127,8 @@ def _shape(t: torch.Tensor) -> tuple[int, ...]:
 
 
 def _check_names(field: ImexField) -> None:
-    if field.coupling not in IMEX_COUPLINGS:
-        raise OscsimInputError(
-            f"coupling must be one of {', '.join(IMEX_COUPLINGS)}; got {field.coupling!r}"
-        )
-    if field.activation not in IMEX_ACTIVATIONS:
-        raise OscsimInputError(
-            f"activation must be one of {', '.join(IMEX_ACTIVATIONS)}; got {field.activation!r}"
-        )
+    check_choice("coupling", field.coupling, IMEX_COUPLINGS)
+    check_choice("activation", field.activation, IMEX_ACTIVATIONS)
 
 
 def _check_tensors(
