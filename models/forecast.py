@@ -215,15 +215,16 @@ class OscillatorForecaster(Forecaster, abc.ABC):
         core: CoreSpec,
         *,
         observed: int,
-        features: int,
-        width: int,
-        decoder_output: str,
-        seed: int,
+        features: int = 32,
+        width: int = 8,
+        decoder_output: str = "sigmoid",
+        seed: int = 0,
     ) -> None:
         super().__init__(frame_shape, observed)
         self.core_spec = core
         self.network = core.build_network(seed=seed)
         self.cells = core.channels * math.prod(core.grid)
+        self.features = features
         self.encoder = ConvEncoder(self.frame_shape, features, width)
         self.decoder = ConvDecoder(self.cells, self.frame_shape, features, width, decoder_output)
         self.step: LearnedStep | None = LearnedStep(core.dt) if core.trainable_dt else None
@@ -277,26 +278,16 @@ class AutoregressiveForecaster(OscillatorForecaster):
         *,
         observed: int,
         feedback: str = "none",
-        features: int = 32,
-        width: int = 8,
-        decoder_output: str = "sigmoid",
-        seed: int = 0,
+        **shared: Any,
     ) -> None:
-        super().__init__(
-            frame_shape,
-            core,
-            observed=observed,
-            features=features,
-            width=width,
-            decoder_output=decoder_output,
-            seed=seed,
-        )
+        # features, width, decoder_output, seed: as `OscillatorForecaster`
+        super().__init__(frame_shape, core, observed=observed, **shared)
         if feedback not in FEEDBACK_MODES:
             raise OscsimInputError(
                 f"feedback must be one of {', '.join(FEEDBACK_MODES)}, got {feedback!r}"
             )
         self.feedback = feedback
-        self.input_map = nn.Linear(features, self.cells)
+        self.input_map = nn.Linear(self.features, self.cells)
 
     def _drive(self, frames: torch.Tensor) -> torch.Tensor:
         """``(B, S, C, R, R)`` frames → drive ``(S, B, C, *grid)``."""
@@ -391,20 +382,10 @@ class LatentODEForecaster(OscillatorForecaster):
         adjoint: bool = False,
         rtol: float = 1e-4,
         atol: float = 1e-5,
-        features: int = 32,
-        width: int = 8,
-        decoder_output: str = "sigmoid",
-        seed: int = 0,
+        **shared: Any,
     ) -> None:
-        super().__init__(
-            frame_shape,
-            core,
-            observed=observed,
-            features=features,
-            width=width,
-            decoder_output=decoder_output,
-            seed=seed,
-        )
+        # features, width, decoder_output, seed: as `OscillatorForecaster`
+        super().__init__(frame_shape, core, observed=observed, **shared)
         if isinstance(substeps, bool) or not isinstance(substeps, int) or substeps < 1:
             raise OscsimInputError(f"substeps must be an integer >= 1, got {substeps!r}")
         from oscsim import check_method
@@ -419,7 +400,7 @@ class LatentODEForecaster(OscillatorForecaster):
         self.substeps = substeps
         self.adjoint = bool(adjoint)
         self.rtol, self.atol = float(rtol), float(atol)
-        self.inference = nn.GRU(features, hidden_size, batch_first=True)
+        self.inference = nn.GRU(self.features, hidden_size, batch_first=True)
         self.initial = nn.Linear(hidden_size, 2 * self.cells)
         self.clock = _FrameClock(self)
 

@@ -70,19 +70,13 @@ class CoreSpec:
 
         ``fan_in`` is the number of input features, which scales the ``uniform`` bias.
         """
+        same = ("kernel_size", "gamma", "epsilon", "activation", "trainable_gamma",
+                "trainable_epsilon")  # fmt: skip
         return OscillatorNetwork(
-            self.grid,
-            self.channels,
-            self.coupling,
-            kernel_size=self.kernel_size,
-            gamma=self.gamma,
-            epsilon=self.epsilon,
-            bias=self.initial_bias(seed=seed, fan_in=fan_in),
-            activation=self.activation,
-            trainable_gamma=self.trainable_gamma,
-            trainable_epsilon=self.trainable_epsilon,
-            seed=seed,
-        )
+            self.grid, self.channels, self.coupling,
+            bias=self.initial_bias(seed=seed, fan_in=fan_in), seed=seed,
+            **{name: getattr(self, name) for name in same},
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, object]:
         """JSON-able form (stored in checkpoints)."""

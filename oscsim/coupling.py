@@ -90,13 +90,14 @@ class LocalCoupling(nn.Module):
         ``(C, C, k)`` for a ring or ``(C, C, k, k)`` for a torus; ``k`` odd.
     """
 
+    #: the kernel's allowed numbers of dimensions and how the error message names them
+    kernel_dims: tuple[int, ...] = (3, 4)
+    kernel_shapes = "local kernel must have shape (C, C, k) or (C, C, k, k)"
+
     def __init__(self, weight: torch.Tensor) -> None:
         super().__init__()
-        if weight.dim() not in (3, 4) or weight.shape[-1] % 2 == 0:
-            raise OscsimInputError(
-                f"local kernel must have shape (C, C, k) or (C, C, k, k) with odd k, "
-                f"got {tuple(weight.shape)}"
-            )
+        if weight.dim() not in self.kernel_dims or weight.shape[-1] % 2 == 0:
+            raise OscsimInputError(f"{self.kernel_shapes} with odd k, got {tuple(weight.shape)}")
         self.weight = nn.Parameter(weight.clone())
         self.radius = weight.shape[-1] // 2
 
@@ -125,8 +126,9 @@ class GlobalCoupling(nn.Module):
         return dense_couple(x, self.weight)
 
 
-class LocallyConnectedCoupling(nn.Module):
-    """Like `LocalCoupling`, but every cell has its own kernel (untied weights).
+class LocallyConnectedCoupling(LocalCoupling):
+    """Like `LocalCoupling`, but every cell has its own kernel (untied weights,
+    `locally_connected_correlate`).
 
     Parameters
     ----------
@@ -134,16 +136,12 @@ class LocallyConnectedCoupling(nn.Module):
         ``(C, C, *grid, k)`` on a ring or ``(C, C, h, w, k, k)`` on a torus.
     """
 
+    kernel_dims = (4, 6)
+    kernel_shapes = "locally connected kernel must have shape (C, C, n, k) or (C, C, h, w, k, k)"
+
     def __init__(self, weight: torch.Tensor) -> None:
-        super().__init__()
-        if weight.dim() not in (4, 6) or weight.shape[-1] % 2 == 0:
-            raise OscsimInputError(
-                "locally connected kernel must have shape (C, C, n, k) or (C, C, h, w, k, k) "
-                f"with odd k, got {tuple(weight.shape)}"
-            )
-        self.weight = nn.Parameter(weight.clone())
+        super().__init__(weight)
         self.ndim = 1 if weight.dim() == 4 else 2
-        self.radius = weight.shape[-1] // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return locally_connected_correlate(x, self.weight)

@@ -21,7 +21,7 @@ from torch import nn
 from oscsim.coupling import build_coupling
 from oscsim.errors import OscsimInputError
 from oscsim.parameters import NetworkParameters
-from oscsim.solvers.imex_field import ImexField
+from oscsim.solvers.imex_field import ImexField, ImexFieldMixin
 
 
 def _inverse_softplus(value: torch.Tensor) -> torch.Tensor:
@@ -63,7 +63,7 @@ class LinearDrive(nn.Module):
         return self.linear(u).reshape(u.shape[0], *self.state_shape)
 
 
-class OscillatorNetwork(nn.Module):
+class OscillatorNetwork(nn.Module, ImexFieldMixin):
     """A grid of damped, driven, coupled nonlinear oscillators.
 
     Parameters
@@ -247,7 +247,8 @@ class OscillatorNetwork(nn.Module):
     def imex_field(self) -> ImexField:
         """The network's coefficients as the ``imex`` solver takes them (`ImexField`):
         the current tensors (parameters, or γ and ε through ``softplus``), so gradients
-        flow back to the network."""
+        flow back to the network. `acceleration` (``dz/dt`` given the state and the drive
+        on the grid) is that of this record."""
 
         def weight(module: nn.Module | None) -> torch.Tensor | None:
             return None if module is None else module.weight  # type: ignore[return-value]
@@ -256,17 +257,6 @@ class OscillatorNetwork(nn.Module):
         return ImexField(
             self.coupling, *kernels, self.bias, self.gamma, self.epsilon, self.activation
         )
-
-    def acceleration(
-        self,
-        t: torch.Tensor | float,
-        position: torch.Tensor,
-        velocity: torch.Tensor,
-        drive: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """``dz/dt`` given the state and the drive already on the grid
-        (`ImexField.acceleration` of `imex_field`)."""
-        return self.imex_field().acceleration(t, position, velocity, drive)
 
     def forward(
         self,

@@ -58,18 +58,15 @@ def simulate(config: SimulationConfig) -> xr.Dataset:
         position, velocity = solve(
             params, position0, velocity0, times, threads=solver.threads, **common
         )
-    return trajectory_dataset(
-        times,
-        position,
-        velocity,
-        config=config.to_dict(),
-        method=solver.method,
-        dt=solver.dt,
-        gamma=params.gamma,
-        epsilon=params.epsilon,
-        coupling=params.coupling,
-        activation=params.activation,
-        seed=config.network.seed,
-        backend=solver.backend,
-        dtype=solver.dtype,
-    )
+
+    def pick(source: Any, *names: str) -> dict[str, Any]:
+        return {name: getattr(source, name) for name in names}
+
+    # stored as the dataset's attributes, in this order
+    attrs = {
+        **pick(solver, "method", "dt"),
+        **pick(params, "gamma", "epsilon", "coupling", "activation"),
+        "seed": config.network.seed,
+        **pick(solver, "backend", "dtype"),
+    }
+    return trajectory_dataset(times, position, velocity, config=config.to_dict(), **attrs)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from oscsim.errors import OscsimInputError
+from oscsim.fused._autograd import Call
 from oscsim.fused.drive import map_inputs
 
 if TYPE_CHECKING:
@@ -97,17 +98,18 @@ def run_fused(
         )
     chosen = _backend(spec, backend)
     inputs = (drive, position0, velocity0, dt, *field.coefficients())
+    call = Call(spec, field, return_sequence)
     if chosen == "torch":
         from oscsim.fused._torch_function import TorchImex
 
-        return TorchImex.apply(spec, field, return_sequence, *inputs)
+        return TorchImex.apply(call, *inputs)
     from oscsim.fused import _numba_function as numba_impl
 
     needs_grad = torch.is_grad_enabled() and any(
         isinstance(t, torch.Tensor) and t.requires_grad for t in inputs
     )
     if needs_grad:
-        return numba_impl.NumbaImex.apply(spec, field, return_sequence, *inputs)
+        return numba_impl.NumbaImex.apply(call, *inputs)
     every = numba_impl.checkpoint_interval(spec, return_sequence=return_sequence, needs_grad=False)
     saved_y, saved_z, _ = numba_impl.run_forward(
         spec, field, drive, position0, velocity0, float(dt), every

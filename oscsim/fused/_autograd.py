@@ -1,22 +1,34 @@
 """What the two fused operators share around `torch.autograd.Function`: the order of their
 differentiable inputs, which of them need a gradient, and the gradient tuple they return.
 
-Both operators are applied as ``Function.apply(spec, field, return_sequence, *INPUTS)``:
-the `ImexField` itself is not differentiable, its tensors reach autograd as positional
-inputs in the order of `oscsim.solvers.imex_field.COEFFICIENTS`.
+Both operators are applied as ``Function.apply(call, *inputs)``: ``call`` is the
+non-differentiable `Call` (the validated spec, the `ImexField`, whether the sequence is
+returned); the inputs follow in the order of `INPUTS`, the field's tensors last (in the
+order of `oscsim.solvers.imex_field.COEFFICIENTS`) only so that autograd sees them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
-from oscsim.solvers.imex_field import COEFFICIENTS
+from oscsim.solvers.imex_field import COEFFICIENTS, ImexField, SequenceSpec
 
-#: The differentiable inputs, after the three non-tensor ones (spec, field, return_sequence).
+#: The differentiable inputs, after the one non-tensor `Call`.
 INPUTS: tuple[str, ...] = ("drive", "position0", "velocity0", "dt", *COEFFICIENTS)
-_LEADING = 3
+_LEADING = 1
+
+#: What an operator returns: positions and velocities.
+States = tuple[torch.Tensor, torch.Tensor]
+
+
+class Call(NamedTuple):
+    """The non-differentiable part of an operator call."""
+
+    spec: SequenceSpec
+    field: ImexField
+    return_sequence: bool
 
 
 def unpack(inputs: tuple[Any, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]:

@@ -11,7 +11,7 @@ from torch.autograd.function import once_differentiable
 
 from oscsim.fused import _numba_kernels as kernels
 from oscsim.fused import _workspace
-from oscsim.fused._autograd import gradients, needed, unpack
+from oscsim.fused._autograd import Call, States, gradients, needed, unpack
 from oscsim.solvers.imex_field import ImexField, SequenceSpec
 
 
@@ -125,12 +125,11 @@ class NumbaImex(torch.autograd.Function):
     """The fused `imex` recurrence with its hand-derived adjoint (see `_numba_kernels`)."""
 
     @staticmethod
-    def forward(
-        ctx: Any, spec: SequenceSpec, field: ImexField, return_sequence: bool, *inputs: Any
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(ctx: Any, call: Call, *inputs: Any) -> States:
+        spec, field, return_sequence = call
+        every = checkpoint_interval(spec, return_sequence=return_sequence, needs_grad=True)
         drive, position0, velocity0, dt = unpack(inputs)
         dt_value = float(dt)
-        every = checkpoint_interval(spec, return_sequence=return_sequence, needs_grad=True)
         saved_y, saved_z, saved_h = run_forward(
             spec, field, drive, position0, velocity0, dt_value, every, keep_activations=True
         )
@@ -154,11 +153,11 @@ class NumbaImex(torch.autograd.Function):
     def backward(
         ctx: Any, grad_position: torch.Tensor | None, grad_velocity: torch.Tensor | None
     ) -> tuple[torch.Tensor | None, ...]:
+        needs = needed(ctx)
         spec: SequenceSpec = ctx.spec
         saved_y, saved_z, saved_h, kernel_position, kernel_velocity, gamma, epsilon = (
             ctx.saved_tensors
         )
-        needs = needed(ctx)
         dtype = _np_dtype(spec)
         b, c, plane = spec.batch, spec.channels, _plane(spec)
         zeros_state: np.ndarray = np.zeros((b, c, *plane), dtype=dtype)

@@ -147,11 +147,16 @@ def _copy(dst, src):
 # are never used.
 
 
+_LOAD, _LOAD_ADD, _STORE = 0, 1, 2
+
+
 @njit(**_JIT)
-def _load(planes, src, start, rh, rw):
-    """The interiors of ``planes`` (C, S·P) ← ``src[start:start+S]`` (B, C, H, W)."""
+def _transfer(planes, array, start, rh, rw, mode):
+    """Between the interiors of ``planes`` (C, S·P) and ``array[start:start+S]`` (B, C, H, W):
+    ``_LOAD`` (planes ← array), ``_LOAD_ADD`` (planes += array) or ``_STORE`` (array ←
+    planes). ``mode`` is the same for the whole call (LLVM unswitches the loop on it)."""
     channels, total = planes.shape
-    height, width = src.shape[2], src.shape[3]
+    height, width = array.shape[2], array.shape[3]
     wp = width + 2 * rw
     size = (height + 2 * rh) * wp
     for s in range(total // size):
@@ -159,81 +164,79 @@ def _load(planes, src, start, rh, rw):
             for i in range(height):
                 row = s * size + (rh + i) * wp + rw
                 for j in range(width):
-                    planes[c, row + j] = src[start + s, c, i, j]
+                    if mode == _STORE:
+                        array[start + s, c, i, j] = planes[c, row + j]
+                    elif mode == _LOAD_ADD:
+                        planes[c, row + j] += array[start + s, c, i, j]
+                    else:
+                        planes[c, row + j] = array[start + s, c, i, j]
+
+
+@njit(**_JIT)
+def _load(planes, src, start, rh, rw):
+    """The interiors of ``planes`` (C, S·P) ← ``src[start:start+S]`` (B, C, H, W)."""
+    _transfer(planes, src, start, rh, rw, _LOAD)
 
 
 @njit(**_JIT)
 def _load_add(planes, src, start, rh, rw):
     """The interiors of ``planes`` (C, S·P) += ``src[start:start+S]`` (B, C, H, W)."""
-    channels, total = planes.shape
-    height, width = src.shape[2], src.shape[3]
-    wp = width + 2 * rw
-    size = (height + 2 * rh) * wp
-    for s in range(total // size):
-        for c in range(channels):
-            for i in range(height):
-                row = s * size + (rh + i) * wp + rw
-                for j in range(width):
-                    planes[c, row + j] += src[start + s, c, i, j]
+    _transfer(planes, src, start, rh, rw, _LOAD_ADD)
 
 
 @njit(**_JIT)
 def _store(dst, planes, start, rh, rw):
     """``dst[start:start+S]`` (B, C, H, W) ← the interiors of ``planes`` (C, S·P)."""
+    _transfer(planes, dst, start, rh, rw, _STORE)
+
+
+@njit(**_JIT)
+def _halo(planes, height, width, rh, rw, periodic):
+    """Every sample's halo: filled periodically from its interior (``periodic``), or zeroed."""
     channels, total = planes.shape
-    height, width = dst.shape[2], dst.shape[3]
     wp = width + 2 * rw
     size = (height + 2 * rh) * wp
+    zero = planes.dtype.type(0)
     for s in range(total // size):
+        base = s * size
         for c in range(channels):
-            for i in range(height):
-                row = s * size + (rh + i) * wp + rw
-                for j in range(width):
-                    dst[start + s, c, i, j] = planes[c, row + j]
+            for i in range(rh, rh + height):
+                row = base + i * wp
+                for j in range(rw):
+                    left, right = row + j, row + rw + width + j
+                    planes[c, left] = planes[c, left + width] if periodic else zero
+                    planes[c, right] = planes[c, row + rw + j] if periodic else zero
+            for i in range(rh):
+                top = base + i * wp
+                bottom = base + (rh + height + i) * wp
+                for j in range(wp):
+                    planes[c, top + j] = planes[c, top + height * wp + j] if periodic else zero
+                    source = base + (rh + i) * wp + j
+                    planes[c, bottom + j] = planes[c, source] if periodic else zero
 
 
 @njit(**_JIT)
 def _wrap(planes, height, width, rh, rw):
     """Fill every sample's halo periodically from its interior."""
-    channels, total = planes.shape
-    wp = width + 2 * rw
-    size = (height + 2 * rh) * wp
-    for s in range(total // size):
-        base = s * size
-        for c in range(channels):
-            for i in range(rh, rh + height):
-                row = base + i * wp
-                for j in range(rw):
-                    planes[c, row + j] = planes[c, row + j + width]
-                    planes[c, row + rw + width + j] = planes[c, row + rw + j]
-            for i in range(rh):
-                top = base + i * wp
-                bottom = base + (rh + height + i) * wp
-                for j in range(wp):
-                    planes[c, top + j] = planes[c, top + height * wp + j]
-                    planes[c, bottom + j] = planes[c, base + (rh + i) * wp + j]
+    _halo(planes, height, width, rh, rw, True)
 
 
 @njit(**_JIT)
 def _zero_halo(planes, height, width, rh, rw):
     """Zero every sample's halo (its interior is left alone)."""
-    channels, total = planes.shape
-    wp = width + 2 * rw
-    size = (height + 2 * rh) * wp
-    for s in range(total // size):
-        base = s * size
-        for c in range(channels):
-            for i in range(rh, rh + height):
-                row = base + i * wp
-                for j in range(rw):
-                    planes[c, row + j] = 0
-                    planes[c, row + rw + width + j] = 0
-            for i in range(rh):
-                top = base + i * wp
-                bottom = base + (rh + height + i) * wp
-                for j in range(wp):
-                    planes[c, top + j] = 0
-                    planes[c, bottom + j] = 0
+    _halo(planes, height, width, rh, rw, False)
+
+
+@njit(inline="always", **_JIT)
+def _taps3(kernel, o, c, a, b):
+    """Three neighbouring taps ``kernel[o, c, a, b:b+3]`` of a kernel row."""
+    return kernel[o, c, a, b], kernel[o, c, a, b + 1], kernel[o, c, a, b + 2]
+
+
+@njit(inline="always", **_JIT)
+def _spans3(planes, t, n):
+    """The spans of ``n`` cells a plane row's three neighbouring taps read from ``t`` on."""
+    return planes[t : t + n], planes[t + 1 : t + 1 + n], planes[t + 2 : t + 2 + n]
 
 
 @njit(**_JIT)
@@ -253,19 +256,11 @@ def _correlate_add(dst, src_a, kernel_a, src_b, kernel_b, wp, lo, n):
             for a in range(kh):
                 b = 0
                 while b + 3 <= kw:
-                    w0, w1, w2 = (
-                        kernel_a[o, c, a, b],
-                        kernel_a[o, c, a, b + 1],
-                        kernel_a[o, c, a, b + 2],
-                    )
-                    v0, v1, v2 = (
-                        kernel_b[o, c, a, b],
-                        kernel_b[o, c, a, b + 1],
-                        kernel_b[o, c, a, b + 2],
-                    )
+                    w0, w1, w2 = _taps3(kernel_a, o, c, a, b)
+                    v0, v1, v2 = _taps3(kernel_b, o, c, a, b)
                     t = a * wp + b
-                    a0, a1, a2 = fa[t : t + n], fa[t + 1 : t + 1 + n], fa[t + 2 : t + 2 + n]
-                    b0, b1, b2 = fb[t : t + n], fb[t + 1 : t + 1 + n], fb[t + 2 : t + 2 + n]
+                    a0, a1, a2 = _spans3(fa, t, n)
+                    b0, b1, b2 = _spans3(fb, t, n)
                     for p in range(n):
                         d[p] += (w0 * a0[p] + w1 * a1[p] + w2 * a2[p]) + (
                             v0 * b0[p] + v1 * b1[p] + v2 * b2[p]
@@ -298,18 +293,10 @@ def _correlate_add_to_both(dst_a, kernel_a, dst_b, kernel_b, src, wp, lo, n):
             for a in range(kh):
                 b = 0
                 while b + 3 <= kw:
-                    w0, w1, w2 = (
-                        kernel_a[o, c, a, b],
-                        kernel_a[o, c, a, b + 1],
-                        kernel_a[o, c, a, b + 2],
-                    )
-                    v0, v1, v2 = (
-                        kernel_b[o, c, a, b],
-                        kernel_b[o, c, a, b + 1],
-                        kernel_b[o, c, a, b + 2],
-                    )
+                    w0, w1, w2 = _taps3(kernel_a, o, c, a, b)
+                    v0, v1, v2 = _taps3(kernel_b, o, c, a, b)
                     t = a * wp + b
-                    s0, s1, s2 = f[t : t + n], f[t + 1 : t + 1 + n], f[t + 2 : t + 2 + n]
+                    s0, s1, s2 = _spans3(f, t, n)
                     for p in range(n):
                         x0 = s0[p]
                         x1 = s1[p]
@@ -369,9 +356,7 @@ def _kernel_grad_add(acc, adjoint, src, wp, lo, n, zero):
                 b = 0
                 while b + 3 <= kw:
                     t = a * wp + b
-                    t0, t1, t2 = _dot3(
-                        adj, f[t : t + n], f[t + 1 : t + 1 + n], f[t + 2 : t + 2 + n], zero
-                    )
+                    t0, t1, t2 = _dot3(adj, *_spans3(f, t, n), zero)
                     acc[o, c, a, b] += t0
                     acc[o, c, a, b + 1] += t1
                     acc[o, c, a, b + 2] += t2

@@ -26,9 +26,9 @@ from torch.autograd.function import once_differentiable
 from torch.nn import grad as nn_grad
 
 from oscsim.coupling import circular_correlate, circular_pad
-from oscsim.fused._autograd import gradients, needed, unpack
+from oscsim.fused._autograd import Call, States, gradients, needed, unpack
 from oscsim.fused._workspace import empty_for
-from oscsim.solvers.imex_field import ImexField, SequenceSpec
+from oscsim.solvers.imex_field import SequenceSpec
 
 
 def _stacked(kernel_y: torch.Tensor | None, kernel_z: torch.Tensor | None) -> torch.Tensor:
@@ -43,9 +43,8 @@ class TorchImex(torch.autograd.Function):
     """Fused `imex` with a hand-derived adjoint in PyTorch operations (any device)."""
 
     @staticmethod
-    def forward(
-        ctx: Any, spec: SequenceSpec, field: ImexField, return_sequence: bool, *inputs: Any
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(ctx: Any, call: Call, *inputs: Any) -> States:
+        spec, field, return_sequence = call
         drive, position0, velocity0, dt = unpack(inputs)
         bias, gamma, epsilon = field.bias, field.gamma, field.epsilon
         dt_value = float(dt)

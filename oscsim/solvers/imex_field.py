@@ -9,6 +9,7 @@ together, before any work is done.
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass
 
@@ -25,8 +26,48 @@ FLOAT_DTYPES: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
 COEFFICIENTS: tuple[str, ...] = ("kernel_position", "kernel_velocity", "bias", "gamma", "epsilon")
 
 
+class ImexFieldMixin(abc.ABC):
+    """A field whose ``acceleration`` is that of the `ImexField` its ``imex_field()`` returns.
+
+    `ImexField` and `oscsim.OscillatorNetwork` both derive from it, so that the equation
+    is written once.
+    """
+
+    @abc.abstractmethod
+    def imex_field(self) -> ImexField:
+        """The coefficients, as an `ImexField`."""
+
+    def acceleration(
+        self,
+        t: torch.Tensor | float,
+        position: torch.Tensor,
+        velocity: torch.Tensor,
+        drive: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``dz/dt`` for a state ``(B, C, *grid)`` and a drive already on the grid.
+
+        The readable definition the fused kernels are checked against (``t`` is unused:
+        the field is autonomous but for the drive).
+        """
+        field = self.imex_field()
+        per_channel = (-1,) + (1,) * (position.dim() - 2)
+        pre = field.bias if field.bias.dim() > 1 else field.bias.reshape(per_channel)
+        coupled_y = couple(field.coupling, position, field.kernel_position)
+        coupled_z = couple(field.coupling, velocity, field.kernel_velocity)
+        if coupled_y is not None and coupled_z is not None:
+            pre = pre + coupled_y + coupled_z
+        if drive is not None:
+            pre = pre + drive
+        active = torch.tanh(pre) if field.activation == "tanh" else pre
+        return (
+            active
+            - field.gamma.reshape(per_channel) * position
+            - field.epsilon.reshape(per_channel) * velocity
+        )
+
+
 @dataclass(frozen=True)
-class ImexField:
+class ImexField(ImexFieldMixin):
     r"""The second-order field the ``imex`` scheme steps, as explicit tensors.
 
     .. math::
@@ -70,32 +111,9 @@ class ImexField:
         """The tensors in the order of `COEFFICIENTS`."""
         return tuple(getattr(self, name) for name in COEFFICIENTS)
 
-    def acceleration(
-        self,
-        t: torch.Tensor | float,
-        position: torch.Tensor,
-        velocity: torch.Tensor,
-        drive: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """``dz/dt`` for a state ``(B, C, *grid)`` and a drive already on the grid.
-
-        The readable definition the fused kernels are checked against (``t`` is unused:
-        the field is autonomous but for the drive).
-        """
-        per_channel = (-1,) + (1,) * (position.dim() - 2)
-        pre = self.bias if self.bias.dim() > 1 else self.bias.reshape(per_channel)
-        coupled_y = couple(self.coupling, position, self.kernel_position)
-        coupled_z = couple(self.coupling, velocity, self.kernel_velocity)
-        if coupled_y is not None and coupled_z is not None:
-            pre = pre + coupled_y + coupled_z
-        if drive is not None:
-            pre = pre + drive
-        active = torch.tanh(pre) if self.activation == "tanh" else pre
-        return (
-            active
-            - self.gamma.reshape(per_channel) * position
-            - self.epsilon.reshape(per_channel) * velocity
-        )
+    def imex_field(self) -> ImexField:
+        """The field itself."""
+        return self
 
 
 @dataclass(frozen=True)
