@@ -11,7 +11,7 @@ that cost, not the arithmetic, is what the fused kernel (`oscsim.fused`) removes
 - `EagerCoRNN`: the published coRNN cell, ``nn.Linear(n_inp + n_hid + n_hid, n_hid)`` on
   the concatenation ``[u, z, y]``, tanh, readout ``nn.Linear`` of the final position.
 
-The step is the same `imex` scheme as `oscsim.fused.imex_sequence`::
+The step is the same `imex` scheme as `oscsim.imex_sequence`::
 
     z ← z + dt·(tanh(K_y⋆y + K_z⋆z + V·u + b) − γ·y − ε·z)
     y ← y + dt·z
