@@ -6,7 +6,7 @@ Two sequence classifiers on random sMNIST-like data (batch 120, 784 steps of 1 f
 - eager: `benchmarks.eager_reference_loop` (a Python loop over the steps, autograd
   through it, as the published coRNN / Neural Wave Machine code does);
 - ours: the input map applied to all steps at once (one matrix product), then
-  `oscsim.fused.imex_sequence`, then the same readout.
+  `oscsim.imex_sequence`, then the same readout.
 
 Figures, each a ratio measured in one run:
 
@@ -44,7 +44,7 @@ import torch
 from oscsim.benchmarks.eager_reference_loop import EagerCoRNN, EagerNWM2D
 from torch import nn
 
-from oscsim.fused.drive import map_inputs
+from oscsim import ImexField, imex_sequence, map_inputs
 
 BATCH = 120
 STEPS = 784
@@ -55,11 +55,24 @@ TITLES = {"nwm2d": "NWM-2D (16×16 torus, 3×3 kernels)", "cornn256": "coRNN-256
 TARGETS = {"nwm2d": 15.0, "cornn256": 1.0}
 
 
-class FusedNWM2D(nn.Module):
-    """`EagerNWM2D` with the whole sequence in one `imex_sequence` call."""
+class _FusedCore(nn.Module):
+    """The oscillator core's tensors, handed to `imex_sequence` as one `ImexField`."""
 
+    kernel_position: torch.Tensor
+    kernel_velocity: torch.Tensor
+    bias: torch.Tensor
     gamma: torch.Tensor
     epsilon: torch.Tensor
+
+    def field(self, coupling: str) -> ImexField:
+        return ImexField(
+            coupling, self.kernel_position, self.kernel_velocity, self.bias, self.gamma,
+            self.epsilon,
+        )  # fmt: skip
+
+
+class FusedNWM2D(_FusedCore):
+    """`EagerNWM2D` with the whole sequence in one `imex_sequence` call."""
 
     def __init__(self, eager: EagerNWM2D) -> None:
         super().__init__()
@@ -81,28 +94,19 @@ class FusedNWM2D(nn.Module):
         self.register_buffer("epsilon", torch.full((1,), eager.epsilon))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from oscsim.fused import imex_sequence
-
         steps, batch, _ = x.shape
         drive = map_inputs(x, self.input_map.weight).view(steps, batch, 1, *self.grid)
         y0 = x.new_zeros(batch, 1, *self.grid)
-        y, _ = imex_sequence(
-            drive, y0, y0, self.kernel_position, self.kernel_velocity, self.bias,
-            self.gamma, self.epsilon, self.dt, coupling="local",
-        )  # fmt: skip
+        y, _ = imex_sequence(self.field("local"), drive, y0, y0, self.dt)
         return self.readout(y.flatten(1))
 
 
-class FusedCoRNN(nn.Module):
+class FusedCoRNN(_FusedCore):
     """`EagerCoRNN` with the whole sequence in one `imex_sequence` call (``global``).
 
     The cell's ``i2h`` acts on ``[u, z, y]``; its columns split into the input map ``V``
     (with the bias), ``K_z`` and ``K_y``: the same parameters, the same model.
     """
-
-    bias: torch.Tensor
-    gamma: torch.Tensor
-    epsilon: torch.Tensor
 
     def __init__(self, eager: EagerCoRNN) -> None:
         super().__init__()
@@ -123,15 +127,10 @@ class FusedCoRNN(nn.Module):
         self.register_buffer("epsilon", torch.full((1,), eager.epsilon))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from oscsim.fused import imex_sequence
-
         steps, batch, _ = x.shape
         drive = self.input_map(x).view(steps, batch, 1, self.n_hid)
         y0 = x.new_zeros(batch, 1, self.n_hid)
-        y, _ = imex_sequence(
-            drive, y0, y0, self.kernel_position, self.kernel_velocity, self.bias,
-            self.gamma, self.epsilon, self.dt, coupling="global",
-        )  # fmt: skip
+        y, _ = imex_sequence(self.field("global"), drive, y0, y0, self.dt)
         return self.readout(y.flatten(1))
 
 

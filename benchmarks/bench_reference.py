@@ -41,11 +41,13 @@ import scipy.integrate
 from oscsim.benchmarks import numpy_rk4
 
 from oscsim.parameters import NetworkParameters
-from oscsim.reference import _network
-from oscsim.reference._fixed_step import integrate_fixed
-from oscsim.reference._inputs import InputSchedule
-from oscsim.reference._solve import use_threads
-from oscsim.reference._tableau import RK4_THREE_EIGHTHS
+from oscsim.reference import (
+    PARALLEL_MIN_SIZE,
+    RK4_THREE_EIGHTHS,
+    InputSchedule,
+    build_network,
+    integrate_fixed,
+)
 
 BENCHMARK = "reference"
 DT = 0.01
@@ -77,7 +79,7 @@ class _Rk4:
     or output allocation in the timed part: the same path `solve` takes)."""
 
     def __init__(self, params: NetworkParameters, y: np.ndarray, z: np.ndarray, parallel: bool):
-        self.net = _network.build(params)
+        self.net = build_network(params)
         self.y, self.z = y.copy(), z.copy()
         self.inputs = InputSchedule.zero(y.shape)
         self.parallel = parallel
@@ -124,9 +126,10 @@ def _load() -> str:
 
 
 def _parallel_default(size: int) -> bool:
-    """What `solve` would choose for rk4 on a one-channel ``size × size`` state (fixed-step
-    methods advance one sample at a time, so the batch size does not enter)."""
-    return use_threads(size * size, size)
+    """Whether ``solve(threads=2)`` pays for rk4 on a one-channel ``size × size`` state: from
+    `PARALLEL_MIN_SIZE` entries (fixed-step methods advance one sample at a time, so the
+    batch size does not enter), with at least two Numba threads."""
+    return size * size >= PARALLEL_MIN_SIZE and numba.get_num_threads() >= 2
 
 
 def bench_numpy(steps: int, chunk: int) -> tuple[dict[str, Any], float]:
@@ -196,7 +199,7 @@ def _calibrate(
 def _run_rk4_dt(
     params: NetworkParameters, y0: np.ndarray, z0: np.ndarray, dt: float, steps: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    net = _network.build(params)
+    net = build_network(params)
     y, z = y0.copy(), z0.copy()
     out = np.empty((2, *y.shape))
     integrate_fixed(
@@ -265,7 +268,8 @@ def bench_sizes(sizes: tuple[int, ...], work: float) -> list[dict[str, Any]]:
         )
         note = (
             f"cell-updates/s (one rk4 step of one cell): {threads}; the row uses "
-            f"{'2 threads' if chosen else 'serial'} (solve's choice under this load); {_load()}"
+            f"{'2 threads' if chosen else 'serial'} (threads=2 from {PARALLEL_MIN_SIZE} "
+            f"entries); {_load()}"
         )
         rows.append(_row(f"rk4 step {size}×{size}", ours, "NumPy rk4 step", numpy_s, note))
     return rows
@@ -307,15 +311,14 @@ _COMPILE_SCRIPT = textwrap.dedent(
     import numpy as np
     t = time.perf_counter()
     from oscsim import NetworkParameters
-    from oscsim.reference import solve, _solve
+    from oscsim.reference import solve
     timings = {"import": time.perf_counter() - t}
     params = NetworkParameters.random((8, 8), 1, "local", kernel_size=3)
     y0 = np.ones((1, 1, 8, 8)); z0 = np.zeros_like(y0); times = np.array([0.0, 0.1])
     for name in sys.argv[1].split(","):
-        if name == "parallel":  # the prange kernels, whatever the size and the load
-            _solve.use_threads = lambda size, rows: True
+        method, threads = ("rk4", 2) if name == "parallel" else (name, 1)  # prange kernels
         t = time.perf_counter()
-        solve(params, y0, z0, times, method="rk4" if name == "parallel" else name, dt=0.01)
+        solve(params, y0, z0, times, method=method, dt=0.01, threads=threads)
         timings[name] = time.perf_counter() - t
     print(json.dumps(timings))
     """

@@ -11,7 +11,7 @@ that cost, not the arithmetic, is what the fused kernel (`oscsim.fused`) removes
 - `EagerCoRNN`: the published coRNN cell, ``nn.Linear(n_inp + n_hid + n_hid, n_hid)`` on
   the concatenation ``[u, z, y]``, tanh, readout ``nn.Linear`` of the final position.
 
-The step is the same `imex` scheme as `oscsim.fused.imex_sequence`::
+The step is the same `imex` scheme as `oscsim.imex_sequence`::
 
     z ← z + dt·(tanh(K_y⋆y + K_z⋆z + V·u + b) − γ·y − ε·z)
     y ← y + dt·z
@@ -23,7 +23,16 @@ import torch
 from torch import nn
 
 
-class EagerNWM2D(nn.Module):
+class _Oscillators(nn.Module):
+    """The step ``dt`` and the fixed stiffness ``gamma`` and damping ``epsilon`` of both
+    models (keyword arguments; the coRNN sMNIST values by default)."""
+
+    def __init__(self, *, dt: float = 0.042, gamma: float = 2.7, epsilon: float = 4.7) -> None:
+        super().__init__()
+        self.dt, self.gamma, self.epsilon = dt, gamma, epsilon
+
+
+class EagerNWM2D(_Oscillators):
     """A 1-channel Neural Wave Machine on an ``h×w`` torus, stepped one input at a time.
 
     Parameters
@@ -32,10 +41,10 @@ class EagerNWM2D(nn.Module):
         Input features per time step and number of classes.
     grid
         ``(h, w)`` of the torus.
-    dt, gamma, epsilon
-        Step and fixed stiffness/damping (the coRNN sMNIST defaults).
     kernel_bias
         Give both kernels a bias, as the published sequence models do.
+    constants
+        ``dt``, ``gamma``, ``epsilon`` (`_Oscillators`).
     """
 
     def __init__(
@@ -44,14 +53,11 @@ class EagerNWM2D(nn.Module):
         n_out: int = 10,
         grid: tuple[int, int] = (16, 16),
         *,
-        dt: float = 0.042,
-        gamma: float = 2.7,
-        epsilon: float = 4.7,
         kernel_bias: bool = False,
+        **constants: float,
     ) -> None:
-        super().__init__()
+        super().__init__(**constants)
         self.grid = grid
-        self.dt, self.gamma, self.epsilon = dt, gamma, epsilon
         h, w = grid
         self.input_map = nn.Linear(n_inp, h * w)
         self.conv_y = nn.Conv2d(1, 1, 3, padding=1, padding_mode="circular", bias=kernel_bias)
@@ -73,30 +79,22 @@ class EagerNWM2D(nn.Module):
         return self.readout(y.flatten(1))
 
 
-class EagerCoRNN(nn.Module):
+class EagerCoRNN(_Oscillators):
     """The published coRNN classifier (``n_hid`` units, globally coupled), stepped in Python.
 
     Parameters
     ----------
     n_inp, n_hid, n_out
         Input features per step, hidden units, classes.
-    dt, gamma, epsilon
-        Step and fixed stiffness/damping (the coRNN sMNIST defaults).
+    constants
+        ``dt``, ``gamma``, ``epsilon`` (`_Oscillators`).
     """
 
     def __init__(
-        self,
-        n_inp: int = 1,
-        n_hid: int = 256,
-        n_out: int = 10,
-        *,
-        dt: float = 0.042,
-        gamma: float = 2.7,
-        epsilon: float = 4.7,
+        self, n_inp: int = 1, n_hid: int = 256, n_out: int = 10, **constants: float
     ) -> None:
-        super().__init__()
+        super().__init__(**constants)
         self.n_hid = n_hid
-        self.dt, self.gamma, self.epsilon = dt, gamma, epsilon
         self.i2h = nn.Linear(n_inp + n_hid + n_hid, n_hid)
         self.readout = nn.Linear(n_hid, n_out)
 

@@ -15,18 +15,12 @@ from oscsim.models.runs import build_run, model_from_checkpoint
 from oscsim.models.training import RunConfig, Trainer, evaluate, load_checkpoint
 
 from oscsim.atomic import OutputPathError, check_output_path
-from oscsim.config import _parse_value
+from oscsim.config import parse_overrides
 from oscsim.errors import OscsimInputError
 
 
 def _model_options(items: list[str] | None) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise OscsimInputError(f"--set expects key=value (e.g. grid=[11,11]), got {item!r}")
-        options[key.strip()] = _parse_value(text.strip())
-    return options
+    return parse_overrides(items, form="key=value (e.g. grid=[11,11])")
 
 
 def _positive(name: str, value: int | float | None) -> None:

@@ -24,6 +24,21 @@ from oscsim.atomic import atomic_target
 from oscsim.errors import OscsimInputError  # noqa: E402
 
 
+def _draw_frame(
+    ax: Any, frame: np.ndarray, origin: str, *, fontsize: int, title: str | None,
+    label: str | None,
+) -> None:  # fmt: skip
+    """One frame in ``ax``, without ticks; a column title and a row label where given."""
+    image, options = _image(frame)
+    ax.imshow(image, origin=origin, interpolation="nearest", **options)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title is not None:
+        ax.set_title(title, fontsize=fontsize)
+    if label is not None:
+        ax.set_ylabel(label, fontsize=fontsize, rotation=0, ha="right", va="center")
+
+
 def _image(frame: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """A ``(C, R, R)`` frame as something ``imshow`` draws, with its keyword arguments."""
     if frame.ndim != 3 or frame.shape[0] not in (1, 3):
@@ -78,15 +93,10 @@ def forecast_frames_figure(
     )  # fmt: skip
     for r, (name, frames) in enumerate(rows):
         for c, step in enumerate(steps):
-            image, options = _image(frames[step])
-            ax = axes[r, c]
-            ax.imshow(image, origin=origin, interpolation="nearest", **options)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(f"+{step + first_step}", fontsize=8)
-            if c == 0:
-                ax.set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
+            _draw_frame(
+                axes[r, c], frames[step], origin, fontsize=8,
+                title=f"+{step + first_step}" if r == 0 else None, label=name if c == 0 else None,
+            )  # fmt: skip
     if title:
         fig.suptitle(title, fontsize=9)
     return save_figure(fig, path)
@@ -278,15 +288,10 @@ def equivariance_figure(
     limit = float(np.abs(result.latent_shifted).max()) or 1.0
     for c, step in enumerate(columns):
         for r, (name, frames) in enumerate(rows):
-            ax = fig.add_subplot(grid[r, c])
-            image, options = _image(frames[step])
-            ax.imshow(image, origin=origin, interpolation="nearest", **options)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(f"shift {step}", fontsize=7)
-            if c == 0:
-                ax.set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+            _draw_frame(
+                fig.add_subplot(grid[r, c]), frames[step], origin, fontsize=7,
+                title=f"shift {step}" if r == 0 else None, label=name if c == 0 else None,
+            )  # fmt: skip
         ax = fig.add_subplot(grid[len(rows), c])
         ax.imshow(
             _grid_image(result.latent_shifted[step]), cmap="RdBu_r", vmin=-limit, vmax=limit,

@@ -35,8 +35,8 @@ from oscsim.models.registry import models as registry_models
 from oscsim.models.sequence import CoreSpec, LearnedStep
 from torch import nn
 
+from oscsim import imex_sequence
 from oscsim.errors import OscsimInputError
-from oscsim.solvers.fused_dispatch import run_imex
 
 FEEDBACK_MODES = ("none", "prediction")
 DECODER_OUTPUTS = ("sigmoid", "linear")
@@ -217,15 +217,16 @@ class OscillatorForecaster(Forecaster, abc.ABC):
         core: CoreSpec,
         *,
         observed: int,
-        features: int,
-        width: int,
-        decoder_output: str,
-        seed: int,
+        features: int = 32,
+        width: int = 8,
+        decoder_output: str = "sigmoid",
+        seed: int = 0,
     ) -> None:
         super().__init__(frame_shape, observed)
         self.core_spec = core
         self.network = core.build_network(seed=seed)
         self.cells = core.channels * math.prod(core.grid)
+        self.features = features
         self.encoder = ConvEncoder(self.frame_shape, features, width)
         self.decoder = ConvDecoder(self.cells, self.frame_shape, features, width, decoder_output)
         self.step: LearnedStep | None = LearnedStep(core.dt) if core.trainable_dt else None
@@ -281,26 +282,16 @@ class AutoregressiveForecaster(OscillatorForecaster):
         *,
         observed: int,
         feedback: str = "none",
-        features: int = 32,
-        width: int = 8,
-        decoder_output: str = "sigmoid",
-        seed: int = 0,
+        **shared: Any,
     ) -> None:
-        super().__init__(
-            frame_shape,
-            core,
-            observed=observed,
-            features=features,
-            width=width,
-            decoder_output=decoder_output,
-            seed=seed,
-        )
+        # features, width, decoder_output, seed: as `OscillatorForecaster`
+        super().__init__(frame_shape, core, observed=observed, **shared)
         if feedback not in FEEDBACK_MODES:
             raise OscsimInputError(
                 f"feedback must be one of {', '.join(FEEDBACK_MODES)}, got {feedback!r}"
             )
         self.feedback = feedback
-        self.input_map = nn.Linear(features, self.cells)
+        self.input_map = nn.Linear(self.features, self.cells)
 
     def _drive(self, frames: torch.Tensor) -> torch.Tensor:
         """``(B, S, C, R, R)`` frames → drive ``(S, B, C, *grid)``."""
@@ -321,8 +312,8 @@ class AutoregressiveForecaster(OscillatorForecaster):
         if self.feedback == "none" or seen == steps:
             if seen < steps:
                 drive = torch.cat([drive, drive.new_zeros((steps - seen, *drive.shape[1:]))])
-            return run_imex(self.network, drive, zeros, zeros, dt, return_sequence=True)
-        positions, velocities = run_imex(
+            return imex_sequence(self.network, drive, zeros, zeros, dt, return_sequence=True)
+        positions, velocities = imex_sequence(
             self.network, drive, zeros, zeros, dt, return_sequence=True
         )
         position_list, velocity_list = list(positions), list(velocities)
@@ -330,7 +321,7 @@ class AutoregressiveForecaster(OscillatorForecaster):
         for _ in range(steps - seen):
             prediction = self.decode(y)
             step_drive = self._drive(prediction.unsqueeze(1))
-            y, z = run_imex(self.network, step_drive, y, z, dt)
+            y, z = imex_sequence(self.network, step_drive, y, z, dt)
             position_list.append(y)
             velocity_list.append(z)
         return torch.stack(position_list), torch.stack(velocity_list)
@@ -398,23 +389,13 @@ class LatentODEForecaster(OscillatorForecaster):
         adjoint: bool = False,
         rtol: float = 1e-4,
         atol: float = 1e-5,
-        features: int = 32,
-        width: int = 8,
-        decoder_output: str = "sigmoid",
-        seed: int = 0,
+        **shared: Any,
     ) -> None:
-        super().__init__(
-            frame_shape,
-            core,
-            observed=observed,
-            features=features,
-            width=width,
-            decoder_output=decoder_output,
-            seed=seed,
-        )
+        # features, width, decoder_output, seed: as `OscillatorForecaster`
+        super().__init__(frame_shape, core, observed=observed, **shared)
         if isinstance(substeps, bool) or not isinstance(substeps, int) or substeps < 1:
             raise OscsimInputError(f"substeps must be an integer >= 1, got {substeps!r}")
-        from oscsim.solvers.registry import check_method
+        from oscsim import check_method
 
         if method == "imex":
             raise OscsimInputError(
@@ -426,7 +407,7 @@ class LatentODEForecaster(OscillatorForecaster):
         self.substeps = substeps
         self.adjoint = bool(adjoint)
         self.rtol, self.atol = float(rtol), float(atol)
-        self.inference = nn.GRU(features, hidden_size, batch_first=True)
+        self.inference = nn.GRU(self.features, hidden_size, batch_first=True)
         self.initial = nn.Linear(hidden_size, 2 * self.cells)
         self.clock = _FrameClock(self)
 

@@ -43,9 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from oscsim.errors import OscsimInputError
-from oscsim.fused import fused_supports, imex_sequence, imex_sequence_eager
-from oscsim.fused.drive import map_inputs
+from oscsim import ImexField, OscsimInputError, imex_sequence, map_inputs
 
 #: The model kinds of the reference preset.
 REFERENCE_KINDS = ("nwm2d", "nwm1d", "uncoupled", "cornn")
@@ -244,11 +242,9 @@ class ReferenceSequenceModel(nn.Module):
         drive = drive.reshape(steps, batch, 1, *self.grid)
         zeros = drive.new_zeros(drive.shape[1:])
         coupling, k_y, k_z, bias = self.coupling()
-        run = imex_sequence if fused_supports(coupling, len(self.grid), x.device) else None
-        args = (drive, zeros, zeros, k_y, k_z, bias, self.gamma, self.epsilon, self.dt)
-        if run is None:
-            return imex_sequence_eager(*args, coupling=coupling, return_sequence=return_sequence)
-        return run(*args, coupling=coupling, return_sequence=return_sequence)
+        field = ImexField(coupling, k_y, k_z, bias, self.gamma, self.epsilon)
+        # The fused kernel where it applies (local, global, none), the readable loop otherwise.
+        return imex_sequence(field, drive, zeros, zeros, self.dt, return_sequence=return_sequence)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Outputs ``(B, outputs)`` from the position after the last step."""

@@ -2,7 +2,7 @@
 
 These are the recurrent models of the Neural Wave Machines paper (NWM-2D, NWM-1D) and
 its baselines (coRNN with global coupling, uncoupled oscillators): one `imex` step per
-input element, the whole sequence through the fused kernel of `oscsim.fused`.
+input element, the whole sequence in one `oscsim.imex_sequence` call (the fused kernel).
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from oscsim.errors import OscsimInputError
-from oscsim.fused.drive import map_inputs
-from oscsim.network import OscillatorNetwork
-from oscsim.solvers.fused_dispatch import run_imex
+from oscsim import OscillatorNetwork, OscsimInputError, imex_sequence, map_inputs
 
 #: Ways to initialise the network bias ``b`` (`CoreSpec.initial_bias`).
 BIAS_INITS = ("zero", "uniform")
@@ -73,19 +70,13 @@ class CoreSpec:
 
         ``fan_in`` is the number of input features, which scales the ``uniform`` bias.
         """
+        same = ("kernel_size", "gamma", "epsilon", "activation", "trainable_gamma",
+                "trainable_epsilon")  # fmt: skip
         return OscillatorNetwork(
-            self.grid,
-            self.channels,
-            self.coupling,
-            kernel_size=self.kernel_size,
-            gamma=self.gamma,
-            epsilon=self.epsilon,
-            bias=self.initial_bias(seed=seed, fan_in=fan_in),
-            activation=self.activation,
-            trainable_gamma=self.trainable_gamma,
-            trainable_epsilon=self.trainable_epsilon,
-            seed=seed,
-        )
+            self.grid, self.channels, self.coupling,
+            bias=self.initial_bias(seed=seed, fan_in=fan_in), seed=seed,
+            **{name: getattr(self, name) for name in same},
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, object]:
         """JSON-able form (stored in checkpoints)."""
@@ -157,7 +148,9 @@ class OscillatorSequenceModel(nn.Module):
             raise OscsimInputError(f"inputs must be (batch, time, features), got {tuple(x.shape)}")
         drive = self.drive(x)
         zeros = drive.new_zeros(drive.shape[1:])
-        return run_imex(self.network, drive, zeros, zeros, self.dt, return_sequence=return_sequence)
+        return imex_sequence(
+            self.network, drive, zeros, zeros, self.dt, return_sequence=return_sequence
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         position, _ = self.hidden_states(x)

@@ -46,7 +46,7 @@ from torchdiffeq._impl.rk_common import RKAdaptiveStepsizeODESolver, _RungeKutta
 from torchdiffeq._impl.solvers import FixedGridODESolver
 
 from oscsim.errors import OscsimInputError, OscsimWarning
-from oscsim.solvers.imex import imex_eager
+from oscsim.solvers.imex import imex_loop
 
 #: Values ``integrate(adjoint=...)`` accepts, and what ``True`` means.
 ADJOINT_CHOICES: tuple[object, ...] = (False, True, "backsolve", "checkpoint")
@@ -335,7 +335,7 @@ class _TorchdiffeqMachine(_Machine):
 
 
 class _ImexMachine(_Machine):
-    """The ``imex`` recurrence, one step of `oscsim.solvers.imex.imex_eager` at a time."""
+    """The ``imex`` recurrence, one step of `oscsim.solvers.imex.imex_loop` at a time."""
 
     def __init__(
         self,
@@ -371,8 +371,8 @@ class _ImexMachine(_Machine):
         y, z = state.tensors
         (n,) = state.meta
         drive = None if self.drive is None else self.drive[n : n + 1]
-        # start + n·dt is the time imex_eager gives step n of a whole run
-        positions, velocities = imex_eager(
+        # start + n·dt is the time imex_loop gives step n of a whole run
+        positions, velocities = imex_loop(
             self.field, y, z, self.dt, 1, [1], start_time=self.start + n * self.dt, drive=drive
         )
         self.stats.count_evaluation()
@@ -605,7 +605,7 @@ def checkpointed_imex(
     drive: torch.Tensor | None,
     stats: SolverStatistics,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``imex`` with a checkpointed backward pass; arguments as `oscsim.solvers.imex_eager`.
+    """``imex`` with a checkpointed backward pass; arguments as `oscsim.solvers.imex.imex_loop`.
 
     Returns
     -------

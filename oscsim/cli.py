@@ -59,7 +59,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from oscsim.analysis import analyze_dataset
     from oscsim.atomic import check_output_path
-    from oscsim.io import read_trajectory
+    from oscsim.io import open_trajectory
 
     if args.band is not None and not 0 <= args.band[0] < args.band[1]:
         raise OscsimInputError(
@@ -67,21 +67,22 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         )
     if args.out is not None:
         check_output_path(args.out, directory=True, replace=False)
-    ds = read_trajectory(args.path)
-    if args.var not in ds.data_vars:
-        raise OscsimInputError(
-            f"--var {args.var!r}: {args.path!r} has no such variable; it has "
-            f"{', '.join(map(str, ds.data_vars))}"
-        )
     out_dir = None if args.out is None else Path(args.out)
-    report = analyze_dataset(
-        ds,
-        var=args.var,
-        band=tuple(args.band) if args.band else None,
-        out_dir=out_dir,
-        estimator=args.estimator,
-        published=args.published,
-    )
+    # Opened lazily: a recording larger than memory streams through the dask engine.
+    with open_trajectory(args.path) as ds:
+        if args.var not in ds.data_vars:
+            raise OscsimInputError(
+                f"--var {args.var!r}: {args.path!r} has no such variable; it has "
+                f"{', '.join(map(str, ds.data_vars))}"
+            )
+        report = analyze_dataset(
+            ds,
+            var=args.var,
+            band=tuple(args.band) if args.band else None,
+            out_dir=out_dir,
+            estimator=args.estimator,
+            published=args.published,
+        )
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:

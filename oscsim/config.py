@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from oscsim.errors import OscsimInputError
+from oscsim.errors import OscsimInputError, check_choice
 from oscsim.parameters import ACTIVATIONS, COUPLINGS, NetworkParameters
 from oscsim.solvers.registry import METHODS
 from oscsim.stability import DEFAULT_MAX_STATE
@@ -66,8 +66,7 @@ def _positive(key: str, value: Any) -> None:
 
 def _one_of(*allowed: str) -> Callable[[str, Any], None]:
     def check(key: str, value: Any) -> None:
-        if value not in allowed:
-            raise OscsimInputError(f"{key} must be one of {', '.join(allowed)}; got {value!r}")
+        check_choice(key, value, allowed)
 
     return check
 
@@ -177,6 +176,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Check]]] = {
         "progress": (True, lambda k, v: _check_bool(k, v)),
         "max_state": (DEFAULT_MAX_STATE, _bound),
         "stability_check": (True, lambda k, v: _check_bool(k, v)),
+        "threads": (1, _int_at_least(1)),
     },
     "output": {
         "path": ("run.nc", _text),
@@ -235,6 +235,9 @@ class SolverConfig:
     atol: float
     device: str
     progress: bool
+    #: Numba threads of the ``numba`` backend (`oscsim.reference.solve`'s ``threads``);
+    #: 1, the default, runs its serial kernels.
+    threads: int = 1
     max_state: float = DEFAULT_MAX_STATE
     stability_check: bool = True
 
@@ -322,6 +325,14 @@ def build_network_parameters(net: NetworkConfig) -> NetworkParameters:
         raise OscsimInputError(f"[network] {error}") from None
 
 
+def _check_known(given: Iterable[str], allowed: Iterable[str], message: str) -> None:
+    """Refuse the first name of ``given`` (sorted) not in ``allowed``: ``message`` with it
+    in place of ``{}``."""
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise OscsimInputError(message.format(unknown[0]))
+
+
 def parse_config(raw: Mapping[str, Any]) -> SimulationConfig:
     """Validate a nested mapping (as read from TOML) into a `SimulationConfig`.
 
@@ -332,22 +343,16 @@ def parse_config(raw: Mapping[str, Any]) -> SimulationConfig:
     """
     if not isinstance(raw, Mapping):
         raise OscsimInputError(f"a configuration must be a table, got {type(raw).__name__}")
-    unknown_sections = sorted(set(raw) - set(SCHEMA))
-    if unknown_sections:
-        raise OscsimInputError(
-            f"unknown section [{unknown_sections[0]}]; allowed sections: {', '.join(SCHEMA)}"
-        )
+    _check_known(raw, SCHEMA, "unknown section [{}]; allowed sections: " + ", ".join(SCHEMA))
     sections: dict[str, dict[str, Any]] = {}
     for section, keys in SCHEMA.items():
         given = raw.get(section, {})
         if not isinstance(given, Mapping):
             raise OscsimInputError(f"[{section}] must be a table of keys")
-        unknown = sorted(set(given) - set(keys))
-        if unknown:
-            raise OscsimInputError(
-                f"unknown key {section}.{unknown[0]}; allowed keys in [{section}]: "
-                f"{', '.join(keys)}"
-            )
+        allowed = ", ".join(keys)
+        _check_known(
+            given, keys, f"unknown key {section}.{{}}; allowed keys in [{section}]: {allowed}"
+        )
         values: dict[str, Any] = {}
         for key, (default, check) in keys.items():
             value = copy.deepcopy(given.get(key, default))
@@ -395,6 +400,11 @@ def _check_consistency(config: SimulationConfig) -> None:
             raise OscsimInputError(
                 "solver.backend = 'numba' computes in float64: set solver.dtype = 'float64'"
             )
+    elif solver.threads != 1:
+        raise OscsimInputError(
+            f"solver.threads = {solver.threads} applies to solver.backend = 'numba' only; the "
+            "torch backend uses torch.set_num_threads (OMP_NUM_THREADS)"
+        )
     if solver.t_end < solver.save_every * solver.dt:
         raise OscsimInputError(
             f"solver.t_end = {solver.t_end} is shorter than one saved interval "
@@ -406,23 +416,63 @@ def _check_consistency(config: SimulationConfig) -> None:
     build_network_parameters(net)
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
+    """A command-line value as TOML (``0.5``, ``[11, 11]``, ``true``, ``"a b"``); text that
+    is not a TOML value, such as the bare word ``rk4``, stays a string."""
     try:
         return tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
-        return text  # a bare word such as rk4 or tanh
+        return text
+
+
+def parse_override(item: str, *, form: str = "key=value") -> tuple[str, Any]:
+    """One ``--set KEY=VALUE``: the key (stripped) and the value (`parse_value`).
+
+    The one parser of ``--set`` for every command: ``oscsim simulate`` (``section.key``
+    keys, `apply_overrides`), ``oscsim train`` and the experiments (model options).
+
+    Parameters
+    ----------
+    item
+        ``KEY=VALUE``; the value may itself contain ``=``.
+    form
+        What the command expects, for the error message (e.g. ``"key=value (e.g.
+        grid=[11,11])"``).
+
+    Raises
+    ------
+    OscsimInputError
+        ``--set expects {form}, got {item!r}`` when there is no ``=`` or no key.
+
+    Examples
+    --------
+    >>> parse_override("grid=[11, 11]")
+    ('grid', [11, 11])
+    >>> parse_override("method = rk4")
+    ('method', 'rk4')
+    """
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise OscsimInputError(f"--set expects {form}, got {item!r}")
+    return key.strip(), parse_value(text.strip())
+
+
+def parse_overrides(items: Iterable[str] | None, *, form: str = "key=value") -> dict[str, Any]:
+    """Several ``--set KEY=VALUE`` (`parse_override`) as a dict; a later key wins."""
+    return dict(parse_override(item, form=form) for item in items or [])
+
+
+_SECTION_FORM = "section.key=value (for example network.gamma=0.5)"
 
 
 def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     """A copy of ``raw`` with each ``section.key=value`` applied (value parsed as TOML)."""
     result = copy.deepcopy(dict(raw))
     for item in overrides:
-        name, sep, text = item.partition("=")
-        section, dot, key = name.strip().partition(".")
-        if not sep or not dot or not key:
-            raise OscsimInputError(
-                f"--set expects section.key=value (for example network.gamma=0.5), got {item!r}"
-            )
+        name, value = parse_override(item, form=_SECTION_FORM)
+        section, dot, key = name.partition(".")
+        if not dot or not key:
+            raise OscsimInputError(f"--set expects {_SECTION_FORM}, got {item!r}")
         if section not in SCHEMA:
             raise OscsimInputError(
                 f"--set {item!r}: unknown section [{section}]; allowed: {', '.join(SCHEMA)}"
@@ -434,7 +484,7 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
             )
         result.setdefault(section, {})
         result[section] = dict(result[section])
-        result[section][key] = _parse_value(text.strip())
+        result[section][key] = value
     return result
 
 

@@ -17,3 +17,21 @@ class IntegrationError(RuntimeError):
 
 class OscsimWarning(UserWarning):
     """A warning from oscsim; the test suite turns these into errors."""
+
+
+def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    """Raise `OscsimInputError` unless ``value`` is one of ``allowed``.
+
+    The message names the argument, every allowed value and what was given:
+    ``coupling must be one of local, global; got 'nearest'``.
+
+    Examples
+    --------
+    >>> check_choice("method", "rk4", ("euler", "rk4"))
+    >>> check_choice("method", "rk5", ("euler", "rk4"))
+    Traceback (most recent call last):
+    ...
+    oscsim.errors.OscsimInputError: method must be one of euler, rk4; got 'rk5'
+    """
+    if value not in allowed:
+        raise OscsimInputError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")

@@ -3,8 +3,8 @@
 Continuous methods go to torchdiffeq (``odeint``; ``odeint_adjoint`` with
 ``adjoint="backsolve"``; the checkpointed pass of `oscsim.adjoint` with
 ``adjoint="checkpoint"``, what ``adjoint=True`` means); ``imex`` runs the discrete coRNN
-scheme, through the fused kernel of `oscsim.fused` where it applies and the readable loop
-of `oscsim.solvers.imex` elsewhere. Everything is checked before any work is done.
+scheme through `oscsim.imex_sequence` (the fused kernel where it applies, the readable
+loop elsewhere). Everything is checked before any work is done.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ from oscsim.adjoint import (
 )
 from oscsim.errors import IntegrationError, OscsimInputError
 from oscsim.inputs import InputSignal
-from oscsim.solvers.fused_dispatch import fused_imex_network
-from oscsim.solvers.imex import imex_eager
+from oscsim.solvers.imex import imex_sequence
 from oscsim.solvers.registry import check_method, is_fixed_step
 from oscsim.stability import DEFAULT_MAX_STATE, divergence_error, state_bound
 
@@ -578,17 +577,17 @@ def _imex_chunk(
     start: float,
     fused: bool | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    if fused is not False:
-        result = fused_imex_network(field, position0, velocity0, drive, dt, n_steps, save_steps)
-        if result is not None:
-            return result
-        if fused:
-            raise OscsimInputError(
-                "fused=True, but the fused imex kernel does not cover this field "
-                "(it covers OscillatorNetwork with local, global or none coupling)"
-            )
-    return imex_eager(
-        field, position0, velocity0, dt, n_steps, save_steps, start_time=start, drive=drive
+    return imex_sequence(
+        field,
+        drive,
+        position0,
+        velocity0,
+        dt,
+        n_steps=n_steps,
+        save_steps=save_steps,
+        fused=fused,
+        start_time=start,
+        progress=False,
     )
 
 

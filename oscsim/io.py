@@ -241,6 +241,54 @@ def read_trajectory(
     return loaded
 
 
+def _dask_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("dask") is not None
+
+
+def open_trajectory(path: str | os.PathLike[str], *, what: str = "trajectory") -> xr.Dataset:
+    """Open a trajectory written by `write_trajectory` lazily.
+
+    Nothing is read until it is computed, so a recording larger than memory streams
+    through dask-aware code such as `oscsim.analysis.analyze_dataset` (``oscsim analyze``
+    opens files this way). With dask installed (the ``dask`` extra) the variables are dask
+    arrays in the file's own chunks (a zarr store's chunks; one chunk per variable for
+    netCDF); without it they are xarray's lazily indexed arrays, read on first use. Close
+    the dataset when done (``with open_trajectory(path) as ds: ...``).
+
+    Parameters
+    ----------
+    path
+        A ``.nc`` (netCDF4) file or ``.zarr`` store.
+    what
+        How the file is named in error messages.
+
+    Raises
+    ------
+    OscsimInputError
+        If the file is missing, of another format (netCDF3, not HDF5, not a store) or
+        cannot be opened.
+    """
+    source = Path(path)
+    if source.suffix not in SUFFIXES:
+        raise OscsimInputError(
+            f"{what} {str(source)!r} must end in .nc (netCDF4) or .zarr (zarr store)"
+        )
+    _check_readable(source, what)
+    chunks: dict[str, int] | None = {} if _dask_available() else None
+    try:
+        if source.suffix == ".nc":
+            return xr.open_dataset(source, engine="h5netcdf", chunks=chunks)
+        return xr.open_zarr(source, consolidated=False, chunks=chunks)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
+        text = " ".join(str(error).split())[:200]
+        raise OscsimInputError(
+            f"{what} {str(source)!r} cannot be opened (truncated or damaged?): "
+            f"{type(error).__name__}: {text}"
+        ) from None
+
+
 def dataset_config(ds: xr.Dataset) -> dict[str, Any]:
     """The configuration stored in a trajectory's ``config`` attribute."""
     text = ds.attrs.get("config")

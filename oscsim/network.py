@@ -3,8 +3,9 @@
     dy/dt = z
     dz/dt = act(K_y ⋆ y + K_z ⋆ z + D(u(t)) + b) − γ·y − ε·z
 
-The module knows nothing about solvers: `oscsim.integrate` hands it to torchdiffeq (any
-method) or to the discrete ``imex`` scheme, which calls `OscillatorNetwork.acceleration`.
+`oscsim.integrate` hands it to torchdiffeq (any method) or to the discrete ``imex``
+scheme, which reads nothing of the network but the record `OscillatorNetwork.imex_field`
+returns (its coefficients as explicit tensors).
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from torch import nn
 from oscsim.coupling import build_coupling
 from oscsim.errors import OscsimInputError
 from oscsim.parameters import NetworkParameters
-
-ACTIVATION_FUNCTIONS = {"tanh": torch.tanh, "identity": lambda x: x}
+from oscsim.solvers.imex_field import ImexField, ImexFieldMixin
 
 
 def _inverse_softplus(value: torch.Tensor) -> torch.Tensor:
@@ -63,7 +63,7 @@ class LinearDrive(nn.Module):
         return self.linear(u).reshape(u.shape[0], *self.state_shape)
 
 
-class OscillatorNetwork(nn.Module):
+class OscillatorNetwork(nn.Module, ImexFieldMixin):
     """A grid of damped, driven, coupled nonlinear oscillators.
 
     Parameters
@@ -146,7 +146,6 @@ class OscillatorNetwork(nn.Module):
         self.channels = params.channels
         self.coupling = params.coupling
         self.activation = params.activation
-        self._act = ACTIVATION_FUNCTIONS[params.activation]
         # Built directly in the requested dtype: converting later (.double()) could not
         # restore digits already rounded away in float32.
         dtype = dtype if dtype is not None else torch.get_default_dtype()
@@ -245,23 +244,18 @@ class OscillatorNetwork(nn.Module):
             )
         return u
 
-    def acceleration(
-        self,
-        t: torch.Tensor | float,
-        position: torch.Tensor,
-        velocity: torch.Tensor,
-        drive: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """``dz/dt`` given the state and the drive already on the grid (used by ``imex``)."""
-        pre = self.bias_on_grid()
-        if self.position_coupling is not None and self.velocity_coupling is not None:
-            pre = pre + self.position_coupling(position) + self.velocity_coupling(velocity)
-        if drive is not None:
-            pre = pre + drive
-        return (
-            self._act(pre)
-            - self._per_channel(self.gamma) * position
-            - self._per_channel(self.epsilon) * velocity
+    def imex_field(self) -> ImexField:
+        """The network's coefficients as the ``imex`` solver takes them (`ImexField`):
+        the current tensors (parameters, or γ and ε through ``softplus``), so gradients
+        flow back to the network. `acceleration` (``dz/dt`` given the state and the drive
+        on the grid) is that of this record."""
+
+        def weight(module: nn.Module | None) -> torch.Tensor | None:
+            return None if module is None else module.weight  # type: ignore[return-value]
+
+        kernels = weight(self.position_coupling), weight(self.velocity_coupling)
+        return ImexField(
+            self.coupling, *kernels, self.bias, self.gamma, self.epsilon, self.activation
         )
 
     def forward(

@@ -34,7 +34,7 @@ from typing import Literal
 
 import numpy as np
 
-from oscsim.errors import OscsimInputError
+from oscsim.errors import OscsimInputError, check_choice
 
 COUPLINGS: tuple[str, ...] = ("local", "global", "none", "locally_connected")
 """Names of the couplings ``⋆`` (docs/model.md)."""
@@ -106,14 +106,8 @@ class NetworkParameters:
         if int(self.channels) < 1:
             raise OscsimInputError(f"channels must be >= 1, got {self.channels}")
         object.__setattr__(self, "channels", int(self.channels))
-        if self.coupling not in COUPLINGS:
-            raise OscsimInputError(
-                f"coupling must be one of {', '.join(COUPLINGS)}; got {self.coupling!r}"
-            )
-        if self.activation not in ACTIVATIONS:
-            raise OscsimInputError(
-                f"activation must be one of {', '.join(ACTIVATIONS)}; got {self.activation!r}"
-            )
+        check_choice("coupling", self.coupling, COUPLINGS)
+        check_choice("activation", self.activation, ACTIVATIONS)
         c = self.channels
         object.__setattr__(self, "gamma", _as_per_channel("gamma", self.gamma, c))
         object.__setattr__(self, "epsilon", _as_per_channel("epsilon", self.epsilon, c))
@@ -208,6 +202,7 @@ class NetworkParameters:
         generator = np.random.default_rng(rng)
         grid = tuple(int(g) for g in grid)
         c, d, n = int(channels), len(grid), math.prod(grid)
+        check_choice("coupling", coupling, COUPLINGS)
         if coupling == "none":
             shape: tuple[int, ...] | None = None
             fan_in = 1
@@ -215,12 +210,8 @@ class NetworkParameters:
             shape, fan_in = (c * n, c * n), c * n
         elif coupling == "local":
             shape, fan_in = (c, c) + (kernel_size,) * d, c * kernel_size**d
-        elif coupling == "locally_connected":
+        else:  # locally_connected
             shape, fan_in = (c, c) + grid + (kernel_size,) * d, c * kernel_size**d
-        else:
-            raise OscsimInputError(
-                f"coupling must be one of {', '.join(COUPLINGS)}; got {coupling!r}"
-            )
         bound = 1.0 / math.sqrt(fan_in)
 
         def draw(given: np.ndarray | None) -> np.ndarray | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -148,6 +149,11 @@ def simulate(config: SimulationConfig) -> xr.Dataset:
         check_step_stability(params, solver.method, solver.dt, solver.t_end, solver.max_state)
     position0, velocity0 = initial_state(config.initial, params)
     times = solver.frame_times()
+    # what both backends take alike
+    common: dict[str, Any] = dict(
+        method=solver.method, dt=solver.dt, rtol=solver.rtol, atol=solver.atol,
+        progress=solver.progress, max_state=solver.max_state,
+    )  # fmt: skip
     if device is not None:
         dtype = getattr(torch, solver.dtype)
         network = OscillatorNetwork.from_parameters(params, dtype=dtype).to(device=device)
@@ -156,15 +162,7 @@ def simulate(config: SimulationConfig) -> xr.Dataset:
         )
         with torch.no_grad():
             solution = integrate(
-                network,
-                state0,
-                torch.as_tensor(times, dtype=dtype, device=device),
-                method=solver.method,
-                dt=solver.dt,
-                rtol=solver.rtol,
-                atol=solver.atol,
-                progress=solver.progress,
-                max_state=solver.max_state,
+                network, state0, torch.as_tensor(times, dtype=dtype, device=device), **common
             )
         position = solution.position.cpu().numpy().astype(np.float64)
         velocity = solution.velocity.cpu().numpy().astype(np.float64)
@@ -172,29 +170,17 @@ def simulate(config: SimulationConfig) -> xr.Dataset:
         from oscsim.reference import solve
 
         position, velocity = solve(
-            params,
-            position0,
-            velocity0,
-            times,
-            method=solver.method,
-            dt=solver.dt,
-            rtol=solver.rtol,
-            atol=solver.atol,
-            progress=solver.progress,
-            max_state=solver.max_state,
+            params, position0, velocity0, times, threads=solver.threads, **common
         )
-    return trajectory_dataset(
-        times,
-        position,
-        velocity,
-        config=config.to_dict(),
-        method=solver.method,
-        dt=solver.dt,
-        gamma=params.gamma,
-        epsilon=params.epsilon,
-        coupling=params.coupling,
-        activation=params.activation,
-        seed=config.network.seed,
-        backend=solver.backend,
-        dtype=solver.dtype,
-    )
+
+    def pick(source: Any, *names: str) -> dict[str, Any]:
+        return {name: getattr(source, name) for name in names}
+
+    # stored as the dataset's attributes, in this order
+    attrs = {
+        **pick(solver, "method", "dt"),
+        **pick(params, "gamma", "epsilon", "coupling", "activation"),
+        "seed": config.network.seed,
+        **pick(solver, "backend", "dtype"),
+    }
+    return trajectory_dataset(times, position, velocity, config=config.to_dict(), **attrs)

@@ -19,7 +19,19 @@ from oscsim.config import load_config
 from oscsim.initial import initial_state
 from tests.helpers import numpy_field, relative_error
 
-RING_CONFIG = """
+# The same integration settings for both grids.
+SOLVER_SECTION = """
+[solver]
+method = "rk4"
+dtype = "float64"
+dt = 0.01
+t_end = 2.0
+save_every = 20
+progress = false
+"""
+
+RING_CONFIG = (
+    """
 [network]
 grid = [14]
 kernel_size = 5
@@ -31,16 +43,12 @@ bias = 0.05
 [initial]
 kind = "gaussian"
 width = 1.5
-[solver]
-method = "rk4"
-dtype = "float64"
-dt = 0.01
-t_end = 2.0
-save_every = 20
-progress = false
 """
+    + SOLVER_SECTION
+)
 
-TORUS_CONFIG = """
+TORUS_CONFIG = (
+    """
 [network]
 grid = [9, 6]
 kernel_size = 3
@@ -51,14 +59,9 @@ epsilon = 0.1
 [initial]
 kind = "gaussian"
 center = [4, 2]
-[solver]
-method = "rk4"
-dtype = "float64"
-dt = 0.01
-t_end = 2.0
-save_every = 20
-progress = false
 """
+    + SOLVER_SECTION
+)
 
 
 @pytest.mark.parametrize("text", [RING_CONFIG, TORUS_CONFIG], ids=["ring-k5", "torus-9x6"])

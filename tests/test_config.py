@@ -92,3 +92,15 @@ def test_missing_and_malformed_files(tmp_path) -> None:
     bad.write_text("[network\n")
     with pytest.raises(OscsimInputError, match="not valid TOML"):
         load_config(bad)
+
+
+def test_solver_threads_key() -> None:
+    """``solver.threads`` (default 1) goes to the numba backend; the torch backend refuses
+    any other value instead of ignoring it."""
+    base = {"solver": {"backend": "numba"}}
+    assert parse_config(base).solver.threads == 1
+    assert parse_config({"solver": {"backend": "numba", "threads": 2}}).solver.threads == 2
+    with pytest.raises(OscsimInputError, match="solver.threads must be an integer >= 1"):
+        parse_config({"solver": {"backend": "numba", "threads": 0}})
+    with pytest.raises(OscsimInputError, match="applies to solver.backend = 'numba' only"):
+        parse_config({"solver": {"threads": 2}})

@@ -174,15 +174,10 @@ def test_rotating_mnist_task_gives_windows_and_a_linear_decoder(
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "mnist.pkl.gz").symlink_to(source)
     monkeypatch.setenv("OSCSIM_DATA", str(tmp_path / "data"))
+    settings = {"task": "rotmnist", "model": "nwm2d", "seed": 0, "epochs": 1, "batch_size": 4}
+    sizes = {"observed": 3, "horizon": 2, "n_train": 4, "n_eval": 2}
     run = RunConfig(
-        task="rotmnist",
-        model="nwm2d",
-        seed=0,
-        epochs=1,
-        batch_size=4,
-        lr=1e-3,
-        out=str(tmp_path / "run"),
-        model_options={**SMALL, "observed": 3, "horizon": 2, "n_train": 4, "n_eval": 2},
+        **settings, lr=1e-3, out=str(tmp_path / "run"), model_options={**SMALL, **sizes}
     )
     task, model = build_run(run)
     assert isinstance(model, Forecaster)

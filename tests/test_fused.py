@@ -18,17 +18,29 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from oscsim import ImexField, imex_sequence
 from oscsim.errors import OscsimInputError
 from oscsim.fused import _numba_kernels as kernels
-from oscsim.fused import (
-    _workspace,
-    fused_supports,
-    imex_sequence,
-    imex_sequence_eager,
-    map_inputs,
-)
+from oscsim.fused import _workspace, fused_supports, map_inputs
 
 BACKENDS_FOR = {"local": ("numba", "torch"), "none": ("numba", "torch"), "global": ("torch",)}
+
+
+def _run(fused, drive, position0, velocity0, kernel_position, kernel_velocity, bias, gamma,
+         epsilon, dt, *, coupling, activation="tanh", **options):  # fmt: skip
+    field = ImexField(coupling, kernel_position, kernel_velocity, bias, gamma, epsilon, activation)
+    return imex_sequence(field, drive, position0, velocity0, dt, fused=fused, **options)
+
+
+def fused_imex(*args, **options):
+    """`oscsim.imex_sequence` through the fused kernels, on the flat argument list of
+    `make_case`."""
+    return _run(True, *args, **options)
+
+
+def loop_imex(*args, **options):
+    """`oscsim.imex_sequence` through the readable loop (the reference)."""
+    return _run(False, *args, **options)
 
 
 def make_case(
@@ -44,7 +56,8 @@ def make_case(
     dt: float = 0.2,
     seed: int = 0,
 ) -> list:
-    """All nine arguments of `imex_sequence`, every tensor requiring grad."""
+    """The drive, the initial state, the five tensors of an `ImexField` and dt, every
+    tensor requiring grad."""
     g = torch.Generator().manual_seed(seed)
 
     def rand(*shape: int, scale: float = 1.0) -> torch.Tensor:
@@ -97,8 +110,8 @@ def assert_close_all(got, expected, *, rtol: float, atol: float = 0.0) -> None:
 
 def compare(args, *, coupling, activation="tanh", return_sequence=False, backend=None):
     options = dict(coupling=coupling, activation=activation, return_sequence=return_sequence)
-    y1, z1, g1 = run_with_grads(imex_sequence, args, backend=backend, **options)
-    y2, z2, g2 = run_with_grads(imex_sequence_eager, args, **options)
+    y1, z1, g1 = run_with_grads(fused_imex, args, backend=backend, **options)
+    y2, z2, g2 = run_with_grads(loop_imex, args, **options)
     assert_close_all([y1, z1, *g1], [y2, z2, *g2], rtol=1e-10, atol=1e-12)
 
 
@@ -125,7 +138,7 @@ def test_gradcheck(coupling, grid, channels, k, activation, per_cell):
         for return_sequence in (False, True):
 
             def fn(*a, rs=return_sequence, be=backend):
-                return imex_sequence(
+                return fused_imex(
                     *a, coupling=coupling, activation=activation, return_sequence=rs, backend=be
                 )
 
@@ -194,8 +207,8 @@ def test_float32_matches_float64_eager():
     """The float32 kernel (the training dtype, with its own tanh) within float32 accuracy."""
     args64 = make_case("local", (16, 16), 1, 3, steps=60, batch=4, dt=0.042)
     args32 = [a.detach().float().requires_grad_() if a is not None else None for a in args64]
-    y32, z32, g32 = run_with_grads(imex_sequence, args32, coupling="local")
-    y64, z64, g64 = run_with_grads(imex_sequence_eager, args64, coupling="local")
+    y32, z32, g32 = run_with_grads(fused_imex, args32, coupling="local")
+    y64, z64, g64 = run_with_grads(loop_imex, args64, coupling="local")
     assert y32.dtype == torch.float32 and all(g.dtype == torch.float32 for g in g32)
     assert_close_all([y32, z32], [y64, z64], rtol=1e-4, atol=1e-5)
     assert_close_all(g32, g64, rtol=1e-3, atol=1e-4)
@@ -229,20 +242,20 @@ def test_float32_tanh_within_six_ulp():
 @pytest.mark.parametrize("coupling", ["local", "global"])
 def test_return_sequence_semantics(coupling):
     args = make_case(coupling, (4, 4), 1, 3, steps=6)
-    ys, zs = imex_sequence(*args, coupling=coupling, return_sequence=True)
-    y, z = imex_sequence(*args, coupling=coupling)
+    ys, zs = fused_imex(*args, coupling=coupling, return_sequence=True)
+    y, z = fused_imex(*args, coupling=coupling)
     assert ys.shape == (6, 2, 1, 4, 4) and zs.shape == ys.shape and y.shape == (2, 1, 4, 4)
     torch.testing.assert_close(ys[-1], y, rtol=0, atol=0)
     torch.testing.assert_close(zs[-1], z, rtol=0, atol=0)
     for n in (0, 3):  # the state after n+1 steps
-        y_n, _ = imex_sequence(args[0][: n + 1], *args[1:], coupling=coupling)
+        y_n, _ = fused_imex(args[0][: n + 1], *args[1:], coupling=coupling)
         torch.testing.assert_close(ys[n], y_n, rtol=0, atol=0)
 
 
 def test_gradient_through_one_output_only():
     args = make_case("local", (5, 5), 1, 3, steps=5)
-    ys, _ = imex_sequence(*args, coupling="local", return_sequence=True)
-    eys, _ = imex_sequence_eager(*args, coupling="local", return_sequence=True)
+    ys, _ = fused_imex(*args, coupling="local", return_sequence=True)
+    eys, _ = loop_imex(*args, coupling="local", return_sequence=True)
     inputs = [a for a in args if a is not None]
     got = torch.autograd.grad(ys[2].sum(), inputs)
     expected = torch.autograd.grad(eys[2].sum(), inputs)
@@ -251,10 +264,10 @@ def test_gradient_through_one_output_only():
 
 def test_no_grad_path_equals_grad_path():
     args = make_case("local", (6, 6), 2, 3, steps=9, batch=3)
-    y, z = imex_sequence(*args, coupling="local")
+    y, z = fused_imex(*args, coupling="local")
     with torch.no_grad():
         for return_sequence in (False, True):
-            y2, z2 = imex_sequence(*args, coupling="local", return_sequence=return_sequence)
+            y2, z2 = fused_imex(*args, coupling="local", return_sequence=return_sequence)
             torch.testing.assert_close(y2[-1] if return_sequence else y2, y, rtol=0, atol=0)
             torch.testing.assert_close(z2[-1] if return_sequence else z2, z, rtol=0, atol=0)
     assert not y2.requires_grad
@@ -268,7 +281,7 @@ def test_threads_change_results_only_by_rounding():
         results = []
         for threads in (1, 2, 2):
             torch.set_num_threads(threads)
-            y, z, grads = run_with_grads(imex_sequence, args, coupling="local")
+            y, z, grads = run_with_grads(fused_imex, args, coupling="local")
             results.append([y, z, *grads])
     finally:
         torch.set_num_threads(before)
@@ -323,7 +336,7 @@ def _replace(index, value):
 
 
 ERROR_CASES = [
-    ("coupling", dict(coupling="locally_connected"), _base, "imex_sequence_eager"),
+    ("coupling", dict(coupling="locally_connected"), _base, "'locally_connected' coupling"),
     ("coupling", dict(coupling="nearest"), _base, "coupling must be one of"),
     ("activation", dict(activation="relu"), _base, "activation must be one of"),
     ("dtype", {}, lambda: _replace(1, torch.zeros(2, 1, 5, 5, dtype=torch.float32)), "position0"),
@@ -348,8 +361,8 @@ ERROR_CASES = [
 )
 def test_input_errors(label, options, build, message):
     kwargs = dict(coupling="local") | options
-    for fn in (imex_sequence, imex_sequence_eager):
-        if "backend" in kwargs and fn is imex_sequence_eager:
+    for fn in (fused_imex, loop_imex):
+        if "backend" in kwargs and fn is loop_imex:
             continue
         with pytest.raises(OscsimInputError, match=_escape(message)):
             fn(*build(), **kwargs)
@@ -359,11 +372,11 @@ def test_errors_for_global_and_none():
     args = make_case("global", (3, 3), 1, steps=2)
     args[3] = torch.zeros(9, 8)
     with pytest.raises(OscsimInputError, match=_escape("(C·N, C·N) = (9, 9)")):
-        imex_sequence(*args, coupling="global")
+        fused_imex(*args, coupling="global")
     with pytest.raises(OscsimInputError, match="must be None for coupling 'none'"):
-        imex_sequence(*make_case("local", (3, 3), 1, 3, steps=2), coupling="none")
+        fused_imex(*make_case("local", (3, 3), 1, 3, steps=2), coupling="none")
     with pytest.raises(OscsimInputError, match="backend 'numba' runs 'local' and 'none'"):
-        imex_sequence(*make_case("global", (3,), 1, steps=2), coupling="global", backend="numba")
+        fused_imex(*make_case("global", (3,), 1, steps=2), coupling="global", backend="numba")
 
 
 def _escape(text: str) -> str:
@@ -376,9 +389,9 @@ def test_batch_chunks_change_results_only_by_rounding(monkeypatch):
     """A thread's samples run in chunks of `CHUNK_CELLS` cells: states are bitwise those of
     one chunk, gradients differ only in the order of the kernel-gradient sums."""
     args = make_case("local", (4, 5), 2, 3, steps=9, batch=5, per_cell_bias=True)
-    whole = run_with_grads(imex_sequence, args, coupling="local")
+    whole = run_with_grads(fused_imex, args, coupling="local")
     monkeypatch.setattr(kernels, "CHUNK_CELLS", 2 * 2 * 4 * 5)  # two samples per chunk
-    chunked = run_with_grads(imex_sequence, args, coupling="local")
+    chunked = run_with_grads(fused_imex, args, coupling="local")
     for a, b in zip(whole[:2], chunked[:2], strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert_close_all(chunked[2], whole[2], rtol=1e-13, atol=1e-15)

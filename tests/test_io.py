@@ -93,3 +93,18 @@ def test_times_must_match_the_time_axis() -> None:
 def test_bad_suffix() -> None:
     with pytest.raises(OscsimInputError, match=r"\.nc .*\.zarr"):
         write_trajectory(_dataset((5,)), "run.csv")
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_open_trajectory_is_lazy_and_equal_to_read(tmp_path, suffix: str) -> None:
+    """`open_trajectory` (what ``oscsim analyze`` uses) reads nothing until computed: the
+    variables are dask arrays, and their values are those `read_trajectory` loads."""
+    from oscsim.io import open_trajectory
+
+    path = write_trajectory(_dataset((6, 5)), tmp_path / f"run{suffix}")
+    loaded = read_trajectory(path)
+    with open_trajectory(path) as lazy:
+        assert type(lazy["position"].data).__module__.split(".")[0] == "dask"
+        xr.testing.assert_identical(lazy.load(), loaded)
+    with pytest.raises(OscsimInputError, match="no trajectory"):
+        open_trajectory(tmp_path / "missing.nc")

@@ -20,7 +20,7 @@ import scipy.linalg
 
 from oscsim.errors import IntegrationError, OscsimInputError
 from oscsim.parameters import NetworkParameters
-from oscsim.reference import REFERENCE_METHODS, _kernels, _network, _solve, solve
+from oscsim.reference import REFERENCE_METHODS, _kernels, _network, solve
 from oscsim.reference._inputs import InputSchedule
 from oscsim.reference._tableau import DOPRI5, TABLEAUX, ButcherTableau
 from tests.helpers import numpy_field, relative_error
@@ -467,7 +467,7 @@ def test_coupling_sums_every_output_in_order(grid, coupling, kernel_size):
 
 @pytest.mark.slow
 @pytest.mark.skipif(numba.get_num_threads() < 2, reason="the parallel kernels need 2 threads")
-def test_parallel_kernels_equal_the_serial_ones(monkeypatch):
+def test_parallel_kernels_equal_the_serial_ones():
     params = NetworkParameters.random((6, 8), 2, "local", kernel_size=3, bias=0.1, rng=5)
     y0 = RNG.normal(size=(2, 2, 6, 8))
     z0 = RNG.normal(size=(2, 2, 6, 8))
@@ -477,11 +477,9 @@ def test_parallel_kernels_equal_the_serial_ones(monkeypatch):
     serial = {
         m: solve(params, y0, z0, times, method=m, **kwargs) for m in ("rk4", "imex", "dopri5")
     }
-    # Force the threaded kernels: `solve` would not choose them for so small a state (nor
-    # on a busy machine).
-    monkeypatch.setattr(_solve, "use_threads", lambda size, rows: True)
+    # The threaded kernels, asked for explicitly (threads=1 is the default).
     for method, want in serial.items():
-        got = solve(params, y0, z0, times, method=method, **kwargs)
+        got = solve(params, y0, z0, times, method=method, threads=2, **kwargs)
         # Rows are only shared out among threads, each computed as before: same bits.
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
@@ -558,3 +556,18 @@ def test_the_reference_package_does_not_import_torch():
     code = "import oscsim.reference, sys; assert 'torch' not in sys.modules, 'torch imported'"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_threads_is_an_explicit_checked_option():
+    """Threads come from the ``threads`` argument (default 1), never from the machine's load:
+    the same answer to the last bit for every setting, and a bad value refused first."""
+    params = NetworkParameters.random((6,), 1, "local", kernel_size=3, rng=2)
+    y0 = RNG.normal(size=(1, 1, 6))
+    z0 = np.zeros_like(y0)
+    times = np.array([0.0, 0.2])
+    want = solve(params, y0, z0, times, method="rk4", dt=0.05)
+    got = solve(params, y0, z0, times, method="rk4", dt=0.05, threads=1)
+    np.testing.assert_array_equal(got[0], want[0])
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(OscsimInputError, match="threads must be an integer >= 1"):
+            solve(params, y0, z0, times, method="rk4", dt=0.05, threads=bad)

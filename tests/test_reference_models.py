@@ -23,9 +23,9 @@ from oscsim.models.reference import (
 from oscsim.models.runs import model_from_checkpoint
 from oscsim.models.sequence import build_sequence_model, count_parameters, count_weights
 
+from oscsim import ImexField, imex_sequence
 from oscsim.cli import main
 from oscsim.errors import OscsimInputError
-from oscsim.fused import imex_sequence
 from oscsim.fused.drive import map_inputs
 
 DT, GAMMA, EPSILON = 0.076, 0.4, 8.0
@@ -288,10 +288,8 @@ def test_the_torch_backend_that_gpus_run_gives_the_published_outputs_too(
     coupling, k_y, k_z, bias = model.coupling()
     drive = map_inputs(x.transpose(0, 1), model._input_weight()).reshape(30, 3, 1, *model.grid)
     rest = drive.new_zeros(drive.shape[1:])
-    position, _ = imex_sequence(
-        drive, rest, rest, k_y, k_z, bias, model.gamma, model.epsilon, model.dt,
-        coupling=coupling, backend="torch",
-    )  # fmt: skip
+    field = ImexField(coupling, k_y, k_z, bias, model.gamma, model.epsilon)
+    position, _ = imex_sequence(field, drive, rest, rest, model.dt, backend="torch")
     got = model.readout(position.flatten(1)).detach()
     torch.testing.assert_close(
         got, published_forward(kind, state, x.transpose(0, 1)), rtol=0, atol=1e-10

@@ -328,8 +328,33 @@ def _integrate(
     return out
 
 
+class _OneDisc(HamiltonianSystem):
+    """A system drawn as one red disc of area ``m`` whose centre stays within `reach` of
+    the origin."""
+
+    m: float
+
+    @property
+    @abc.abstractmethod
+    def reach(self) -> float:
+        """The farthest the disc's centre gets from the origin."""
+
+    @property
+    def canvas(self) -> tuple[float, float]:
+        half = self.reach + math.sqrt(self.m / math.pi)
+        return (-half, half)
+
+    @property
+    def radii(self) -> tuple[float, ...]:
+        return (math.sqrt(self.m / math.pi),)
+
+    @property
+    def colours(self) -> tuple[Colour, ...]:
+        return (RED,)
+
+
 @dataclass(frozen=True)
-class MassSpring(HamiltonianSystem):
+class MassSpring(_OneDisc):
     """Ideal mass-spring: ``H = k q²/2 + p²/(2m)``, solved exactly.
 
     Parameters
@@ -386,21 +411,12 @@ class MassSpring(HamiltonianSystem):
         return np.stack(xy, axis=-1)[..., None, :]
 
     @property
-    def canvas(self) -> tuple[float, float]:
-        half = self.radius_range[1] + math.sqrt(self.m / math.pi)
-        return (-half, half)
-
-    @property
-    def radii(self) -> tuple[float, ...]:
-        return (math.sqrt(self.m / math.pi),)
-
-    @property
-    def colours(self) -> tuple[Colour, ...]:
-        return (RED,)
+    def reach(self) -> float:
+        return self.radius_range[1]
 
 
 @dataclass(frozen=True)
-class IdealPendulum(HamiltonianSystem):
+class IdealPendulum(_OneDisc):
     """Ideal pendulum: ``H = m g l (1 − cos q) + p²/(2 m l²)``, q the angle from straight down.
 
     Parameters
@@ -449,17 +465,8 @@ class IdealPendulum(HamiltonianSystem):
         return np.stack([self.l * np.sin(q), -self.l * np.cos(q)], axis=-1)[..., None, :]
 
     @property
-    def canvas(self) -> tuple[float, float]:
-        half = self.l + math.sqrt(self.m / math.pi)
-        return (-half, half)
-
-    @property
-    def radii(self) -> tuple[float, ...]:
-        return (math.sqrt(self.m / math.pi),)
-
-    @property
-    def colours(self) -> tuple[Colour, ...]:
-        return (RED,)
+    def reach(self) -> float:
+        return self.l
 
 
 @dataclass(frozen=True)

@@ -304,12 +304,7 @@ class AddingProblemStream:
 
     def state_dict(self) -> dict[str, int]:
         """``{"length", "batch_size", "seed", "index"}``: everything needed to resume."""
-        return {
-            "length": self.length,
-            "batch_size": self.batch_size,
-            "seed": self.seed,
-            "index": self.index,
-        }
+        return {key: getattr(self, key) for key in ("length", "batch_size", "seed", "index")}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue from a saved :meth:`state_dict` (of a stream with the same task settings)."""

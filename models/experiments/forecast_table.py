@@ -65,7 +65,7 @@ from torch import nn
 from oscsim import OscsimInputError
 from oscsim.arguments import ArgumentParser
 from oscsim.atomic import write_text_atomic
-from oscsim.config import _parse_value
+from oscsim.config import parse_overrides
 from oscsim.io import write_trajectory
 
 #: Published VPT (steps) of the NWM preprint (PAPER.md), mean (std).
@@ -89,13 +89,38 @@ def parse_options(items: list[str] | None) -> dict[str, Any]:
     A key may name one model, ``nwm2d:channels=2``: that option goes to that model only (it
     is kept under the key ``"nwm2d:channels"``; `options_for` resolves it).
     """
-    options: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise OscsimInputError(f"--set expects key=value or model:key=value, got {item!r}")
-        options[key.strip()] = _parse_value(text.strip())
-    return options
+    return parse_overrides(items, form="key=value or model:key=value")
+
+
+def scalar_scores(scores: dict[str, Any]) -> dict[str, Any]:
+    """The scalar test scores of `score` (its per-sample and per-step arrays left out)."""
+    arrays = ("predictions", "truth", "vpt", "mse_curve")
+    return {key: value for key, value in scores.items() if key not in arrays}
+
+
+def table_run(
+    task: str, model: str, folder: Path, steps: int, args: Any, shared: dict[str, Any]
+) -> RunConfig:
+    """The training run behind one model of a table: ``steps`` steps from the command line's
+    ``seed``, ``batch_size``, ``lr``, ``n_train`` and ``n_eval``, with the ``--set`` options
+    that apply to ``model`` (`options_for`), into ``folder``."""
+    return RunConfig(
+        task=task,
+        model=model,
+        seed=args.seed,
+        epochs=10**6,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        out=str(folder),
+        max_steps=steps,
+        model_options={
+            **options_for(model, shared),
+            "n_train": args.n_train,
+            "n_eval": args.n_eval,
+        },
+        checkpoint_every=100,
+        progress=False,
+    )
 
 
 def options_for(model: str, shared: dict[str, Any]) -> dict[str, Any]:
@@ -344,23 +369,7 @@ def run_system(system: str, args: argparse.Namespace, shared: dict[str, Any]) ->
     plan = [(m, args.steps) for m in args.models] + [(m, args.ode_steps) for m in args.ode_models]
     for model_name, steps in plan:
         folder = args.runs / system / model_name
-        run = RunConfig(
-            task=system,
-            model=model_name,
-            seed=args.seed,
-            epochs=10**6,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            out=str(folder),
-            max_steps=steps,
-            model_options={
-                **options_for(model_name, shared),
-                "n_train": args.n_train,
-                "n_eval": args.n_eval,
-            },
-            checkpoint_every=100,
-            progress=False,
-        )
+        run = table_run(system, model_name, folder, steps, args, shared)
         print(f"-- {system} / {model_name}: {steps} steps", flush=True)
         summary = train_or_reuse(run)
         task, model, _ = load_best(folder)
@@ -382,11 +391,7 @@ def run_system(system: str, args: argparse.Namespace, shared: dict[str, Any]) ->
             "train_wall_seconds": summary["wall_seconds"],
             "seconds_per_step": summary["seconds_per_step"],
             "best_validation": summary["best"],
-            "test": {
-                k: v
-                for k, v in scores.items()
-                if k not in ("predictions", "truth", "vpt", "mse_curve")
-            },
+            "test": scalar_scores(scores),
             "test_vpt_per_sample": scores["vpt"].tolist(),
             "test_mse_per_step": scores["mse_curve"].tolist(),
             "published_vpt": PUBLISHED_VPT.get(system, {}).get(model_name),

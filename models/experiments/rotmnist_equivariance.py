@@ -29,16 +29,16 @@ from oscsim.models.experiments.forecast_table import (
     latent_report,
     load_best,
     model_label,
-    options_for,
     parse_options,
+    scalar_scores,
     score,
+    table_run,
     train_or_reuse,
 )
 from oscsim.models.figures import equivariance_figure, error_curves_figure, forecast_frames_figure
 from oscsim.models.forecast import AutoregressiveForecaster
 from oscsim.models.forecast_tasks import RotatingMnistForecastTask
 from oscsim.models.sequence import count_parameters
-from oscsim.models.training import RunConfig
 
 from oscsim import OscsimInputError
 from oscsim.arguments import ArgumentParser
@@ -82,23 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     task: RotatingMnistForecastTask | None = None
     for name in args.models:
         folder = args.runs / name
-        run = RunConfig(
-            task="rotmnist",
-            model=name,
-            seed=args.seed,
-            epochs=10**6,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            out=str(folder),
-            max_steps=args.steps,
-            model_options={
-                **options_for(name, shared),
-                "n_train": args.n_train,
-                "n_eval": args.n_eval,
-            },
-            checkpoint_every=100,
-            progress=False,
-        )
+        run = table_run("rotmnist", name, folder, args.steps, args, shared)
         print(f"-- rotmnist / {name}: {args.steps} steps", flush=True)
         summary = train_or_reuse(run)
         loaded_task, model, _ = load_best(folder)
@@ -117,11 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             "parameters": count_parameters(model),
             "steps": summary["steps"],
             "train_wall_seconds": summary["wall_seconds"],
-            "test": {
-                k: v
-                for k, v in scores.items()
-                if k not in ("predictions", "truth", "vpt", "mse_curve")
-            },
+            "test": scalar_scores(scores),
             "test_mse_per_step": scores["mse_curve"].tolist(),
         }
         if name != "nwm2d":

@@ -11,7 +11,8 @@ from torch.autograd.function import once_differentiable
 
 from oscsim.fused import _numba_kernels as kernels
 from oscsim.fused import _workspace
-from oscsim.fused._checks import SequenceSpec
+from oscsim.fused._autograd import Call, States, gradients, needed, unpack
+from oscsim.solvers.imex_field import ImexField, SequenceSpec
 
 
 def _plane(spec: SequenceSpec) -> tuple[int, int]:
@@ -68,14 +69,10 @@ def checkpoint_interval(spec: SequenceSpec, *, return_sequence: bool, needs_grad
 
 def run_forward(
     spec: SequenceSpec,
+    field: ImexField,
     drive: torch.Tensor,
     position0: torch.Tensor,
     velocity0: torch.Tensor,
-    kernel_position: torch.Tensor | None,
-    kernel_velocity: torch.Tensor | None,
-    bias: torch.Tensor,
-    gamma: torch.Tensor,
-    epsilon: torch.Tensor,
     dt: float,
     every: int,
     *,
@@ -87,7 +84,7 @@ def run_forward(
     plane = (spec.batch, spec.channels, *_plane(spec))
     saved_y = _workspace.empty((slots, *plane), spec.dtype)
     saved_z = _workspace.empty((slots, *plane), spec.dtype)
-    ky = _kernel(kernel_position, spec)
+    ky = _kernel(field.kernel_position, spec)
     # the activations as the kernels' padded planes: (T, C, B·P), P the padded grid
     padded = (plane[2] + 2 * (ky.shape[2] // 2)) * (plane[3] + 2 * (ky.shape[3] // 2))
     activations = (spec.steps if keep_activations else 0, spec.channels, spec.batch * padded)
@@ -100,10 +97,10 @@ def run_forward(
         _np(position0, spec),
         _np(velocity0, spec),
         ky,
-        _kernel(kernel_velocity, spec),
-        _bias(bias, spec),
-        gamma.detach().numpy(),
-        epsilon.detach().numpy(),
+        _kernel(field.kernel_velocity, spec),
+        _bias(field.bias, spec),
+        field.gamma.detach().numpy(),
+        field.epsilon.detach().numpy(),
         _np_dtype(spec)(dt),
         spec.activation == "tanh",
         every,
@@ -128,38 +125,27 @@ class NumbaImex(torch.autograd.Function):
     """The fused `imex` recurrence with its hand-derived adjoint (see `_numba_kernels`)."""
 
     @staticmethod
-    def forward(
-        ctx: Any,
-        spec: SequenceSpec,
-        return_sequence: bool,
-        drive: torch.Tensor,
-        position0: torch.Tensor,
-        velocity0: torch.Tensor,
-        kernel_position: torch.Tensor | None,
-        kernel_velocity: torch.Tensor | None,
-        bias: torch.Tensor,
-        gamma: torch.Tensor,
-        epsilon: torch.Tensor,
-        dt: torch.Tensor | float,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        dt_value = float(dt)
+    def forward(ctx: Any, call: Call, *inputs: Any) -> States:
+        spec, field, return_sequence = call
         every = checkpoint_interval(spec, return_sequence=return_sequence, needs_grad=True)
+        drive, position0, velocity0, dt = unpack(inputs)
+        dt_value = float(dt)
         saved_y, saved_z, saved_h = run_forward(
-            spec, drive, position0, velocity0, kernel_position, kernel_velocity,
-            bias, gamma, epsilon, dt_value, every, keep_activations=True,
-        )  # fmt: skip
+            spec, field, drive, position0, velocity0, dt_value, every, keep_activations=True
+        )
         ctx.set_materialize_grads(False)
         ctx.spec = spec
         ctx.return_sequence = return_sequence
         ctx.dt_value = dt_value
         ctx.every = every
-        ctx.bias_ndim = bias.ndim
+        ctx.bias_ndim = field.bias.ndim
         ctx.dt_dtype = dt.dtype if isinstance(dt, torch.Tensor) else None
         # the backward replays from the saved states and activations: neither the drive nor
         # the bias is needed again
         ctx.save_for_backward(
-            saved_y, saved_z, saved_h, kernel_position, kernel_velocity, gamma, epsilon
-        )
+            saved_y, saved_z, saved_h,
+            field.kernel_position, field.kernel_velocity, field.gamma, field.epsilon,
+        )  # fmt: skip
         return outputs(spec, saved_y, saved_z, return_sequence)
 
     @staticmethod
@@ -167,11 +153,11 @@ class NumbaImex(torch.autograd.Function):
     def backward(
         ctx: Any, grad_position: torch.Tensor | None, grad_velocity: torch.Tensor | None
     ) -> tuple[torch.Tensor | None, ...]:
+        needs = needed(ctx)
         spec: SequenceSpec = ctx.spec
         saved_y, saved_z, saved_h, kernel_position, kernel_velocity, gamma, epsilon = (
             ctx.saved_tensors
         )
-        needs = ctx.needs_input_grad
         dtype = _np_dtype(spec)
         b, c, plane = spec.batch, spec.channels, _plane(spec)
         zeros_state: np.ndarray = np.zeros((b, c, *plane), dtype=dtype)
@@ -192,7 +178,9 @@ class NumbaImex(torch.autograd.Function):
         ky_t = np.ascontiguousarray(ky.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
         kz_t = np.ascontiguousarray(kz.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
         kernel_shape = (b, c, c, ky.shape[2], ky.shape[3])
-        grad_drive = _workspace.empty((spec.steps if needs[2] else 0, b, c, *plane), spec.dtype)
+        grad_drive = _workspace.empty(
+            (spec.steps if needs["drive"] else 0, b, c, *plane), spec.dtype
+        )
         grad_y0 = torch.empty((b, c, *plane), dtype=spec.dtype)
         grad_z0 = torch.empty((b, c, *plane), dtype=spec.dtype)
         grad_ky = np.zeros(kernel_shape)
@@ -216,33 +204,30 @@ class NumbaImex(torch.autograd.Function):
             return torch.from_numpy(np.ascontiguousarray(total)).reshape(shape)
 
         state_shape = (b, c, *spec.grid)
-        out_ky = out_kz = out_bias = out_gamma = out_epsilon = out_dt = None
-        if kernel_position is not None and needs[5]:
-            out_ky = batch_sum(grad_ky, tuple(kernel_position.shape))
-        if kernel_velocity is not None and needs[6]:
-            out_kz = batch_sum(grad_kz, tuple(kernel_velocity.shape))
-        if needs[7]:
+        grads: dict[str, torch.Tensor | None] = {}
+        kernel_grads = (
+            ("kernel_position", kernel_position, grad_ky),
+            ("kernel_velocity", kernel_velocity, grad_kz),
+        )
+        for name, kernel, per_sample in kernel_grads:
+            if kernel is not None and needs[name]:
+                grads[name] = batch_sum(per_sample, tuple(kernel.shape))
+        if needs["bias"]:
             per_cell = grad_bias.reshape(b, c, -1)
             if ctx.bias_ndim == 1:
-                out_bias = batch_sum(per_cell.sum(axis=2, dtype=np.float64), (c,))
+                grads["bias"] = batch_sum(per_cell.sum(axis=2, dtype=np.float64), (c,))
             else:
-                out_bias = batch_sum(per_cell, (c, *spec.grid))
-        if needs[8]:
-            out_gamma = batch_sum(grad_gamma, (c,))
-        if needs[9]:
-            out_epsilon = batch_sum(grad_epsilon, (c,))
-        if needs[10] and ctx.dt_dtype is not None:
-            out_dt = torch.tensor(float(grad_dt.sum()), dtype=ctx.dt_dtype)
-        return (
-            None,
-            None,
-            grad_drive.view(spec.steps, *state_shape) if needs[2] else None,
-            grad_y0.view(state_shape) if needs[3] else None,
-            grad_z0.view(state_shape) if needs[4] else None,
-            out_ky,
-            out_kz,
-            out_bias,
-            out_gamma,
-            out_epsilon,
-            out_dt,
-        )
+                grads["bias"] = batch_sum(per_cell, (c, *spec.grid))
+        if needs["gamma"]:
+            grads["gamma"] = batch_sum(grad_gamma, (c,))
+        if needs["epsilon"]:
+            grads["epsilon"] = batch_sum(grad_epsilon, (c,))
+        if needs["dt"] and ctx.dt_dtype is not None:
+            grads["dt"] = torch.tensor(float(grad_dt.sum()), dtype=ctx.dt_dtype)
+        if needs["drive"]:
+            grads["drive"] = grad_drive.view(spec.steps, *state_shape)
+        if needs["position0"]:
+            grads["position0"] = grad_y0.view(state_shape)
+        if needs["velocity0"]:
+            grads["velocity0"] = grad_z0.view(state_shape)
+        return gradients(grads)

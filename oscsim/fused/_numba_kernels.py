@@ -33,7 +33,7 @@ How the loops are made fast (each step measured on NWM-2D: B=120, 784 steps, 16�
 3×3 kernels; from the first working version, forward ~1.6 → 0.9 µs, including the
 stores of the activations, and backward ~4.6 → 1.4 µs of one core per sample-step):
 
-- a thread's samples are laid out one after another in padded "planes" (see `_load`),
+- a thread's samples are laid out one after another in padded "planes" (see `_transfer`),
   and every operation is one long contiguous loop over all of them: per kernel tap (three
   taps per pass, both states in one pass), for tanh, for the update, for the adjoint. The
   grids are small (256 cells), so loops over one row or one sample were dominated by
@@ -147,11 +147,16 @@ def _copy(dst, src):
 # are never used.
 
 
+_LOAD, _LOAD_ADD, _STORE = 0, 1, 2
+
+
 @njit(**_JIT)
-def _load(planes, src, start, rh, rw):
-    """The interiors of ``planes`` (C, S·P) ← ``src[start:start+S]`` (B, C, H, W)."""
+def _transfer(planes, array, start, rh, rw, mode):
+    """Between the interiors of ``planes`` (C, S·P) and ``array[start:start+S]`` (B, C, H, W):
+    ``_LOAD`` (planes ← array), ``_LOAD_ADD`` (planes += array) or ``_STORE`` (array ←
+    planes). ``mode`` is the same for the whole call (LLVM unswitches the loop on it)."""
     channels, total = planes.shape
-    height, width = src.shape[2], src.shape[3]
+    height, width = array.shape[2], array.shape[3]
     wp = width + 2 * rw
     size = (height + 2 * rh) * wp
     for s in range(total // size):
@@ -159,81 +164,49 @@ def _load(planes, src, start, rh, rw):
             for i in range(height):
                 row = s * size + (rh + i) * wp + rw
                 for j in range(width):
-                    planes[c, row + j] = src[start + s, c, i, j]
+                    if mode == _STORE:
+                        array[start + s, c, i, j] = planes[c, row + j]
+                    elif mode == _LOAD_ADD:
+                        planes[c, row + j] += array[start + s, c, i, j]
+                    else:
+                        planes[c, row + j] = array[start + s, c, i, j]
 
 
 @njit(**_JIT)
-def _load_add(planes, src, start, rh, rw):
-    """The interiors of ``planes`` (C, S·P) += ``src[start:start+S]`` (B, C, H, W)."""
-    channels, total = planes.shape
-    height, width = src.shape[2], src.shape[3]
-    wp = width + 2 * rw
-    size = (height + 2 * rh) * wp
-    for s in range(total // size):
-        for c in range(channels):
-            for i in range(height):
-                row = s * size + (rh + i) * wp + rw
-                for j in range(width):
-                    planes[c, row + j] += src[start + s, c, i, j]
-
-
-@njit(**_JIT)
-def _store(dst, planes, start, rh, rw):
-    """``dst[start:start+S]`` (B, C, H, W) ← the interiors of ``planes`` (C, S·P)."""
-    channels, total = planes.shape
-    height, width = dst.shape[2], dst.shape[3]
-    wp = width + 2 * rw
-    size = (height + 2 * rh) * wp
-    for s in range(total // size):
-        for c in range(channels):
-            for i in range(height):
-                row = s * size + (rh + i) * wp + rw
-                for j in range(width):
-                    dst[start + s, c, i, j] = planes[c, row + j]
-
-
-@njit(**_JIT)
-def _wrap(planes, height, width, rh, rw):
-    """Fill every sample's halo periodically from its interior."""
+def _halo(planes, height, width, rh, rw, periodic):
+    """Every sample's halo: filled periodically from its interior (``periodic``), or zeroed."""
     channels, total = planes.shape
     wp = width + 2 * rw
     size = (height + 2 * rh) * wp
+    zero = planes.dtype.type(0)
     for s in range(total // size):
         base = s * size
         for c in range(channels):
             for i in range(rh, rh + height):
                 row = base + i * wp
                 for j in range(rw):
-                    planes[c, row + j] = planes[c, row + j + width]
-                    planes[c, row + rw + width + j] = planes[c, row + rw + j]
+                    left, right = row + j, row + rw + width + j
+                    planes[c, left] = planes[c, left + width] if periodic else zero
+                    planes[c, right] = planes[c, row + rw + j] if periodic else zero
             for i in range(rh):
                 top = base + i * wp
                 bottom = base + (rh + height + i) * wp
                 for j in range(wp):
-                    planes[c, top + j] = planes[c, top + height * wp + j]
-                    planes[c, bottom + j] = planes[c, base + (rh + i) * wp + j]
+                    planes[c, top + j] = planes[c, top + height * wp + j] if periodic else zero
+                    source = base + (rh + i) * wp + j
+                    planes[c, bottom + j] = planes[c, source] if periodic else zero
 
 
-@njit(**_JIT)
-def _zero_halo(planes, height, width, rh, rw):
-    """Zero every sample's halo (its interior is left alone)."""
-    channels, total = planes.shape
-    wp = width + 2 * rw
-    size = (height + 2 * rh) * wp
-    for s in range(total // size):
-        base = s * size
-        for c in range(channels):
-            for i in range(rh, rh + height):
-                row = base + i * wp
-                for j in range(rw):
-                    planes[c, row + j] = 0
-                    planes[c, row + rw + width + j] = 0
-            for i in range(rh):
-                top = base + i * wp
-                bottom = base + (rh + height + i) * wp
-                for j in range(wp):
-                    planes[c, top + j] = 0
-                    planes[c, bottom + j] = 0
+@njit(inline="always", **_JIT)
+def _taps3(kernel, o, c, a, b):
+    """Three neighbouring taps ``kernel[o, c, a, b:b+3]`` of a kernel row."""
+    return kernel[o, c, a, b], kernel[o, c, a, b + 1], kernel[o, c, a, b + 2]
+
+
+@njit(inline="always", **_JIT)
+def _spans3(planes, t, n):
+    """The spans of ``n`` cells a plane row's three neighbouring taps read from ``t`` on."""
+    return planes[t : t + n], planes[t + 1 : t + 1 + n], planes[t + 2 : t + 2 + n]
 
 
 @njit(**_JIT)
@@ -253,19 +226,11 @@ def _correlate_add(dst, src_a, kernel_a, src_b, kernel_b, wp, lo, n):
             for a in range(kh):
                 b = 0
                 while b + 3 <= kw:
-                    w0, w1, w2 = (
-                        kernel_a[o, c, a, b],
-                        kernel_a[o, c, a, b + 1],
-                        kernel_a[o, c, a, b + 2],
-                    )
-                    v0, v1, v2 = (
-                        kernel_b[o, c, a, b],
-                        kernel_b[o, c, a, b + 1],
-                        kernel_b[o, c, a, b + 2],
-                    )
+                    w0, w1, w2 = _taps3(kernel_a, o, c, a, b)
+                    v0, v1, v2 = _taps3(kernel_b, o, c, a, b)
                     t = a * wp + b
-                    a0, a1, a2 = fa[t : t + n], fa[t + 1 : t + 1 + n], fa[t + 2 : t + 2 + n]
-                    b0, b1, b2 = fb[t : t + n], fb[t + 1 : t + 1 + n], fb[t + 2 : t + 2 + n]
+                    a0, a1, a2 = _spans3(fa, t, n)
+                    b0, b1, b2 = _spans3(fb, t, n)
                     for p in range(n):
                         d[p] += (w0 * a0[p] + w1 * a1[p] + w2 * a2[p]) + (
                             v0 * b0[p] + v1 * b1[p] + v2 * b2[p]
@@ -298,18 +263,10 @@ def _correlate_add_to_both(dst_a, kernel_a, dst_b, kernel_b, src, wp, lo, n):
             for a in range(kh):
                 b = 0
                 while b + 3 <= kw:
-                    w0, w1, w2 = (
-                        kernel_a[o, c, a, b],
-                        kernel_a[o, c, a, b + 1],
-                        kernel_a[o, c, a, b + 2],
-                    )
-                    v0, v1, v2 = (
-                        kernel_b[o, c, a, b],
-                        kernel_b[o, c, a, b + 1],
-                        kernel_b[o, c, a, b + 2],
-                    )
+                    w0, w1, w2 = _taps3(kernel_a, o, c, a, b)
+                    v0, v1, v2 = _taps3(kernel_b, o, c, a, b)
                     t = a * wp + b
-                    s0, s1, s2 = f[t : t + n], f[t + 1 : t + 1 + n], f[t + 2 : t + 2 + n]
+                    s0, s1, s2 = _spans3(f, t, n)
                     for p in range(n):
                         x0 = s0[p]
                         x1 = s1[p]
@@ -369,9 +326,7 @@ def _kernel_grad_add(acc, adjoint, src, wp, lo, n, zero):
                 b = 0
                 while b + 3 <= kw:
                     t = a * wp + b
-                    t0, t1, t2 = _dot3(
-                        adj, f[t : t + n], f[t + 1 : t + 1 + n], f[t + 2 : t + 2 + n], zero
-                    )
+                    t0, t1, t2 = _dot3(adj, *_spans3(f, t, n), zero)
                     acc[o, c, a, b] += t0
                     acc[o, c, a, b + 1] += t1
                     acc[o, c, a, b + 2] += t2
@@ -405,7 +360,7 @@ def _step(drive, start, bias, y, z, h, kernel_y, kernel_z, gamma, epsilon, dt, u
                 for j in range(width):
                     h[c, row + j] = drive[start + s, c, i, j] + bias[c, i, j]
     if kh > 0:
-        _zero_halo(h, height, width, rh, rw)  # keeps the unused halo cells bounded
+        _halo(h, height, width, rh, rw, False)  # keeps the unused halo cells bounded
         _correlate_add(h, y, kernel_y, z, kernel_z, wp, lo, n)
     if use_tanh:
         for c in range(channels):
@@ -414,8 +369,8 @@ def _step(drive, start, bias, y, z, h, kernel_y, kernel_z, gamma, epsilon, dt, u
                 hs[p] = act_tanh(hs[p])
     _update(h, y, z, gamma, epsilon, dt, lo, n)
     if kh > 0:
-        _wrap(y, height, width, rh, rw)
-        _wrap(z, height, width, rh, rw)
+        _halo(y, height, width, rh, rw, True)
+        _halo(z, height, width, rh, rw, True)
 
 
 @njit(**_JIT)
@@ -449,7 +404,7 @@ def imex_forward(
     with S = ceil(T / every): slot m receives the state after min(m·every, T) steps (slot
     0 the initial state, slot S the final one). ``every = 1`` keeps the whole sequence.
     ``saved_h`` (T, C, B·P) receives every step's activations as the padded planes (P
-    cells per sample, see `_load`), or has a leading size 0 when they are not wanted.
+    cells per sample, see `_transfer`), or has a leading size 0 when they are not wanted.
     """
     steps, _, channels, height, width = drive.shape
     kh, kw = kernel_y.shape[2], kernel_y.shape[3]
@@ -460,12 +415,12 @@ def imex_forward(
     y = np.zeros((channels, total), drive.dtype)
     z = np.zeros_like(y)
     h = np.zeros_like(y)
-    _load(y, y0, start, rh, rw)
-    _load(z, z0, start, rh, rw)
-    _wrap(y, height, width, rh, rw)
-    _wrap(z, height, width, rh, rw)
-    _store(saved_y[0], y, start, rh, rw)
-    _store(saved_z[0], z, start, rh, rw)
+    _transfer(y, y0, start, rh, rw, _LOAD)
+    _transfer(z, z0, start, rh, rw, _LOAD)
+    _halo(y, height, width, rh, rw, True)
+    _halo(z, height, width, rh, rw, True)
+    _transfer(y, saved_y[0], start, rh, rw, _STORE)
+    _transfer(z, saved_z[0], start, rh, rw, _STORE)
     for n in range(steps):
         _step(drive[n], start, bias, y, z, h, kernel_y, kernel_z, gamma, epsilon, dt, use_tanh)
         if keep_h:
@@ -473,8 +428,8 @@ def imex_forward(
                 _copy_span(saved_h[n, c, start * size : start * size + total], h[c])
         if (n + 1) % every == 0 or n + 1 == steps:
             slot = (n + every) // every
-            _store(saved_y[slot], y, start, rh, rw)
-            _store(saved_z[slot], z, start, rh, rw)
+            _transfer(y, saved_y[slot], start, rh, rw, _STORE)
+            _transfer(z, saved_z[slot], start, rh, rw, _STORE)
 
 
 @njit(nogil=True, **_JIT)
@@ -525,15 +480,15 @@ def imex_backward(
     acc_g = np.zeros_like(gy)
     acc_e = np.zeros_like(gy)
     acc_dt = np.zeros_like(gy)
-    _load(gy, grad_y_last, start, rh, rw)
-    _load(gz, grad_z_last, start, rh, rw)
+    _transfer(gy, grad_y_last, start, rh, rw, _LOAD)
+    _transfer(gz, grad_z_last, start, rh, rw, _LOAD)
     for m in range(segments - 1, -1, -1):
         first = m * every
         length = min(every, steps - first)
-        _load(seg_y[0], saved_y[m], start, rh, rw)
-        _load(seg_z[0], saved_z[m], start, rh, rw)
-        _wrap(seg_y[0], height, width, rh, rw)
-        _wrap(seg_z[0], height, width, rh, rw)
+        _transfer(seg_y[0], saved_y[m], start, rh, rw, _LOAD)
+        _transfer(seg_z[0], saved_z[m], start, rh, rw, _LOAD)
+        _halo(seg_y[0], height, width, rh, rw, True)
+        _halo(seg_z[0], height, width, rh, rw, True)
         for t in range(length):
             _copy(seg_y[t + 1], seg_y[t])
             _copy(seg_z[t + 1], seg_z[t])
@@ -541,13 +496,13 @@ def imex_backward(
                 _copy_span(seg_h[t, c], saved_h[first + t, c, start * size : start * size + total])
             _update(seg_h[t], seg_y[t + 1], seg_z[t + 1], gamma, epsilon, dt, lo, n_span)
             if kh > 0:
-                _wrap(seg_y[t + 1], height, width, rh, rw)
-                _wrap(seg_z[t + 1], height, width, rh, rw)
+                _halo(seg_y[t + 1], height, width, rh, rw, True)
+                _halo(seg_z[t + 1], height, width, rh, rw, True)
         for t in range(length - 1, -1, -1):
             n = first + t
             if with_sequence:
-                _load_add(gy, grad_ys[n], start, rh, rw)
-                _load_add(gz, grad_zs[n], start, rh, rw)
+                _transfer(gy, grad_ys[n], start, rh, rw, _LOAD_ADD)
+                _transfer(gz, grad_zs[n], start, rh, rw, _LOAD_ADD)
             for c in range(channels):
                 g = gamma[c]
                 e = epsilon[c]
@@ -578,16 +533,16 @@ def imex_backward(
                     gys[p] -= dt * g * zeta
                     gzs[p] = zeta - dt * e * zeta
             if keep_drive:
-                _store(grad_drive[n], adj, start, rh, rw)
+                _transfer(adj, grad_drive[n], start, rh, rw, _STORE)
             if kh > 0:
-                _zero_halo(adj, height, width, rh, rw)
+                _halo(adj, height, width, rh, rw, False)
                 _kernel_grad_add(grad_ky[start], adj, seg_y[t], wp, lo, n_span, zero)
                 _kernel_grad_add(grad_kz[start], adj, seg_z[t], wp, lo, n_span, zero)
-                _wrap(adj, height, width, rh, rw)
+                _halo(adj, height, width, rh, rw, True)
                 _correlate_add_to_both(gy, kernel_y_t, gz, kernel_z_t, adj, wp, lo, n_span)
-    _store(grad_y0, gy, start, rh, rw)
-    _store(grad_z0, gz, start, rh, rw)
-    _store(grad_bias, acc_b, start, rh, rw)
+    _transfer(gy, grad_y0, start, rh, rw, _STORE)
+    _transfer(gz, grad_z0, start, rh, rw, _STORE)
+    _transfer(acc_b, grad_bias, start, rh, rw, _STORE)
     for s in range(count):
         total_dt = 0.0
         for c in range(channels):

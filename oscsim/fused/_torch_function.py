@@ -22,23 +22,13 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 from torch.nn import grad as nn_grad
 
-from oscsim.fused import _workspace
-from oscsim.fused._checks import SequenceSpec
-
-
-def _pad(state: torch.Tensor, r: int) -> torch.Tensor:
-    pad = (r, r) * (state.ndim - 2)
-    return F.pad(state, pad, mode="circular")
-
-
-def _conv(state: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Circular cross-correlation of (B, C_in, *grid) with (C_out, C_in, k[, k])."""
-    padded = _pad(state, kernel.shape[-1] // 2)
-    return F.conv1d(padded, kernel) if state.ndim == 3 else F.conv2d(padded, kernel)
+from oscsim.coupling import circular_correlate, circular_pad
+from oscsim.fused._autograd import Call, States, gradients, needed, unpack
+from oscsim.fused._workspace import empty_for
+from oscsim.solvers.imex_field import SequenceSpec
 
 
 def _stacked(kernel_y: torch.Tensor | None, kernel_z: torch.Tensor | None) -> torch.Tensor:
@@ -49,37 +39,20 @@ def _stacked(kernel_y: torch.Tensor | None, kernel_z: torch.Tensor | None) -> to
     return torch.cat([kernel_y, kernel_z], dim=1)
 
 
-def _empty(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-    """A large buffer: from the reuse cache on CPU (no fresh pages to fault in)."""
-    if like.device.type == "cpu":
-        return _workspace.empty(shape, like.dtype)
-    return like.new_empty(shape)
-
-
 class TorchImex(torch.autograd.Function):
     """Fused `imex` with a hand-derived adjoint in PyTorch operations (any device)."""
 
     @staticmethod
-    def forward(
-        ctx: Any,
-        spec: SequenceSpec,
-        return_sequence: bool,
-        drive: torch.Tensor,
-        position0: torch.Tensor,
-        velocity0: torch.Tensor,
-        kernel_position: torch.Tensor | None,
-        kernel_velocity: torch.Tensor | None,
-        bias: torch.Tensor,
-        gamma: torch.Tensor,
-        epsilon: torch.Tensor,
-        dt: torch.Tensor | float,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(ctx: Any, call: Call, *inputs: Any) -> States:
+        spec, field, return_sequence = call
+        drive, position0, velocity0, dt = unpack(inputs)
+        bias, gamma, epsilon = field.bias, field.gamma, field.epsilon
         dt_value = float(dt)
         c = spec.channels
         per_channel = (-1,) + (1,) * spec.ndim
-        kernel = _stacked(kernel_position, kernel_velocity)
-        states = _empty((spec.steps + 1, spec.batch, 2 * c, *spec.grid), drive)
-        acts = _empty(tuple(drive.shape), drive)  # drive + b first, then the activations
+        kernel = _stacked(field.kernel_position, field.kernel_velocity)
+        states = empty_for((spec.steps + 1, spec.batch, 2 * c, *spec.grid), drive)
+        acts = empty_for(tuple(drive.shape), drive)  # drive + b first, then the activations
         torch.add(drive, bias.view(per_channel) if bias.ndim == 1 else bias, out=acts)
         states[0, :, :c] = position0
         states[0, :, c:] = velocity0
@@ -92,7 +65,7 @@ class TorchImex(torch.autograd.Function):
             if spec.coupling == "global":
                 h.view(spec.batch, -1).addmm_(s.flatten(1), kernel.T)
             elif spec.coupling == "local":
-                h.add_(_conv(s, kernel))
+                h.add_(circular_correlate(s, kernel))
             if spec.activation == "tanh":
                 h.tanh_()
             z_next = states[n + 1, :, c:]
@@ -117,7 +90,7 @@ class TorchImex(torch.autograd.Function):
     ) -> tuple[torch.Tensor | None, ...]:
         spec: SequenceSpec = ctx.spec
         states, acts, kernel, gamma, epsilon = ctx.saved_tensors
-        needs = ctx.needs_input_grad
+        needs = needed(ctx)
         dt = ctx.dt_value
         c, ndim = spec.channels, spec.ndim
         per_channel = (-1,) + (1,) * ndim
@@ -131,9 +104,8 @@ class TorchImex(torch.autograd.Function):
                 gy += grad_position
             if grad_velocity is not None:
                 gz += grad_velocity
-        adjoints = _empty(
-            tuple(acts.shape), acts
-        )  # ∂L/∂drive[n], also used for the kernel gradients
+        # ∂L/∂drive[n], also used for the kernel gradients
+        adjoints = empty_for(tuple(acts.shape), acts)
         acc_g = torch.zeros_like(gy)
         acc_e = torch.zeros_like(gy)
         acc_dt = torch.zeros_like(gy)
@@ -169,43 +141,42 @@ class TorchImex(torch.autograd.Function):
             if spec.coupling == "global":
                 back = (a.flatten(1) @ kernel).view(spec.batch, 2 * c, *spec.grid)
             elif spec.coupling == "local":
-                back = _conv(a, transposed)
+                back = circular_correlate(a, transposed)
             else:
                 continue
             gy += back[:, :c]
             gz += back[:, c:]
 
+        grads: dict[str, torch.Tensor | None] = {}
+        wants_kernel = needs["kernel_position"] or needs["kernel_velocity"]
         grad_kernel = None
-        if spec.coupling == "global" and (needs[5] or needs[6]):
+        if spec.coupling == "global" and wants_kernel:
             grad_kernel = adjoints.reshape(-1, kernel.shape[0]).T @ states[:-1].reshape(
                 -1, kernel.shape[1]
             )
-        elif spec.coupling == "local" and (needs[5] or needs[6]):
-            r = kernel.shape[-1] // 2
-            padded = _pad(states[:-1].flatten(0, 1), r)
+        elif spec.coupling == "local" and wants_kernel:
+            padded = circular_pad(states[:-1].flatten(0, 1), kernel.shape[-1] // 2)
             flat_adjoints = adjoints.flatten(0, 1)
             weight_grad = nn_grad.conv1d_weight if ndim == 1 else nn_grad.conv2d_weight
             grad_kernel = weight_grad(padded, kernel.shape, flat_adjoints)
-        out_ky = out_kz = None
         if grad_kernel is not None:
             half = grad_kernel.shape[1] // 2
-            out_ky = grad_kernel[:, :half].contiguous() if needs[5] else None
-            out_kz = grad_kernel[:, half:].contiguous() if needs[6] else None
+            for name, part in (("kernel_position", slice(None, half)),
+                               ("kernel_velocity", slice(half, None))):  # fmt: skip
+                if needs[name]:
+                    grads[name] = grad_kernel[:, part].contiguous()
         cell_dims = tuple(range(2, 2 + ndim))
-        out_bias = None
-        if needs[7]:
+        if needs["bias"]:
             per_cell = adjoints.sum(dim=(0, 1))
-            out_bias = per_cell.flatten(1).sum(dim=1) if ctx.bias_ndim == 1 else per_cell
+            grads["bias"] = per_cell.flatten(1).sum(dim=1) if ctx.bias_ndim == 1 else per_cell
         reduce_dims = (0, *cell_dims)
-        out_gamma = -dt * acc_g.sum(dim=reduce_dims) if needs[8] else None
-        out_epsilon = -dt * acc_e.sum(dim=reduce_dims) if needs[9] else None
-        out_dt = None
-        if needs[10] and ctx.dt_dtype is not None:
-            out_dt = acc_dt.sum().to(ctx.dt_dtype)
-        return (
-            None, None,
-            adjoints if needs[2] else None,
-            gy if needs[3] else None,
-            gz if needs[4] else None,
-            out_ky, out_kz, out_bias, out_gamma, out_epsilon, out_dt,
-        )  # fmt: skip
+        if needs["gamma"]:
+            grads["gamma"] = -dt * acc_g.sum(dim=reduce_dims)
+        if needs["epsilon"]:
+            grads["epsilon"] = -dt * acc_e.sum(dim=reduce_dims)
+        if needs["dt"] and ctx.dt_dtype is not None:
+            grads["dt"] = acc_dt.sum().to(ctx.dt_dtype)
+        for name, value in (("drive", adjoints), ("position0", gy), ("velocity0", gz)):
+            if needs[name]:
+                grads[name] = value
+        return gradients(grads)

@@ -73,3 +73,11 @@ def clear() -> None:
     """Release every idle buffer (buffers in use are released when their tensors die)."""
     with _lock:
         _buffers[:] = [b for b in _buffers if not b.idle]
+
+
+def empty_for(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised tensor of ``like``'s dtype and device: from the cache for float CPU
+    tensors (no fresh pages to fault in), from the ordinary allocator otherwise."""
+    if like.device.type == "cpu" and like.dtype in _NUMPY:
+        return empty(shape, like.dtype)
+    return torch.empty(shape, dtype=like.dtype, device=like.device)

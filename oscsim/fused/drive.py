@@ -15,19 +15,13 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
-from oscsim.fused import _workspace
-
-
-def _empty(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-    if like.device.type == "cpu" and like.dtype in (torch.float32, torch.float64):
-        return _workspace.empty(shape, like.dtype)
-    return torch.empty(shape, dtype=like.dtype, device=like.device)
+from oscsim.fused._workspace import empty_for
 
 
 class _MapInputs(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, inputs: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        out = _empty((*inputs.shape[:-1], weight.shape[0]), inputs)
+        out = empty_for((*inputs.shape[:-1], weight.shape[0]), inputs)
         torch.matmul(inputs, weight.t(), out=out)
         ctx.save_for_backward(inputs, weight)
         return out

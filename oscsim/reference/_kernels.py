@@ -543,6 +543,38 @@ def _copy(src: np.ndarray, dst: np.ndarray) -> None:
         flat_dst[j] = flat_src[j]
 
 
+@njit(cache=True, error_model="numpy")
+def _start(y: np.ndarray, z: np.ndarray, save_after: np.ndarray, out_y: np.ndarray,
+           out_z: np.ndarray, work: Workspace) -> tuple:  # fmt: skip
+    """Save the initial state where due; return the next slot, the current state ``(y, z)``
+    and the buffers the first step writes (the step loops swap the two pairs every step)."""
+    saved = _save(np.int64(0), save_after, np.int64(0), y, z, out_y, out_z)
+    return saved, y, z, work.scratch[0], work.scratch[1]
+
+
+@njit(cache=True, error_model="numpy")
+def _finish(swaps: int, y: np.ndarray, z: np.ndarray, cur_y: np.ndarray,
+            cur_z: np.ndarray) -> int:  # fmt: skip
+    """After ``swaps`` swaps of the buffers, leave the current state in ``(y, z)``; -1 (what
+    the step loops return when every step was finite)."""
+    if swaps % 2 == 1:
+        _copy(cur_y, y)
+        _copy(cur_z, z)
+    return -1
+
+
+@njit(cache=True, error_model="numpy")
+def _after_step(n: int, y: np.ndarray, z: np.ndarray, cur_y: np.ndarray, cur_z: np.ndarray,
+                work: Workspace, saved: int, save_after: np.ndarray, out_y: np.ndarray,
+                out_z: np.ndarray) -> int:  # fmt: skip
+    """Step ``n`` made ``(cur_y, cur_z)`` the state (the ``n + 1``-th swap): save it where
+    due and return the next slot; or, if it is not finite, leave it in ``(y, z)`` and
+    return -1 (the loop stops)."""
+    if work.bad.sum() > 0:
+        return _finish(n + 1, y, z, cur_y, cur_z)
+    return _save(saved, save_after, n + 1, cur_y, cur_z, out_y, out_z)
+
+
 # The step loops, each in a serial and a parallel version. They differ only in how a
 # stage's rows are visited (a `range` or a `prange` over contiguous blocks of rows); they
 # are separate functions because Numba's cache cannot tell two compilations of one
@@ -570,26 +602,18 @@ def rk_steps(
     """
     rows = y.shape[0] * y.shape[1] * y.shape[2]
     first_row = np.int64(0)  # not the literal 0, so that helpers get one specialization
-    saved = _save(first_row, save_after, first_row, y, z, out_y, out_z)
-    cur_y, cur_z, new_y, new_z = y, z, work.scratch[0], work.scratch[1]
-    swapped = False
+    saved, cur_y, cur_z, new_y, new_z = _start(y, z, save_after, out_y, out_z, work)
     for n in range(h.shape[0]):
         for s in range(b.shape[0]):
             _rk_rows(net, a, b, s, fsal, combine, cur_y, cur_z, h[n], i0[n, s], i1[n, s],
                      w[n, s], drive, work, new_y, new_z, first_row, rows)  # fmt: skip
-        if combine:
-            cur_y, cur_z, new_y, new_z = new_y, new_z, cur_y, cur_z
-            swapped = not swapped
-            if work.bad.sum() > 0:
-                if swapped:
-                    _copy(cur_y, y)
-                    _copy(cur_z, z)
-                return n
-            saved = _save(saved, save_after, n + 1, cur_y, cur_z, out_y, out_z)
-    if swapped:
-        _copy(cur_y, y)
-        _copy(cur_z, z)
-    return -1
+        if not combine:
+            continue
+        cur_y, cur_z, new_y, new_z = new_y, new_z, cur_y, cur_z
+        saved = _after_step(n, y, z, cur_y, cur_z, work, saved, save_after, out_y, out_z)
+        if saved < 0:
+            return n
+    return _finish(h.shape[0] if combine else 0, y, z, cur_y, cur_z)
 
 
 @njit(cache=True, error_model="numpy", parallel=_PARALLEL)
@@ -604,10 +628,7 @@ def rk_steps_parallel(
     cached)."""
     rows = y.shape[0] * y.shape[1] * y.shape[2]
     parts = min(rows, threads)
-    first_row = np.int64(0)  # not the literal 0, so that helpers get one specialization
-    saved = _save(first_row, save_after, first_row, y, z, out_y, out_z)
-    cur_y, cur_z, new_y, new_z = y, z, work.scratch[0], work.scratch[1]
-    swapped = False
+    saved, cur_y, cur_z, new_y, new_z = _start(y, z, save_after, out_y, out_z, work)
     for n in range(h.shape[0]):
         for s in range(b.shape[0]):
             hn, i0s, i1s, ws = h[n], i0[n, s], i1[n, s], w[n, s]
@@ -618,17 +639,10 @@ def rk_steps_parallel(
                          work, new_y, new_z, first, stop)  # fmt: skip
         if combine:
             cur_y, cur_z, new_y, new_z = new_y, new_z, cur_y, cur_z
-            swapped = not swapped
-            if work.bad.sum() > 0:
-                if swapped:
-                    _copy(cur_y, y)
-                    _copy(cur_z, z)
+            saved = _after_step(n, y, z, cur_y, cur_z, work, saved, save_after, out_y, out_z)
+            if saved < 0:
                 return n
-            saved = _save(saved, save_after, n + 1, cur_y, cur_z, out_y, out_z)
-    if swapped:
-        _copy(cur_y, y)
-        _copy(cur_z, z)
-    return -1
+    return _finish(h.shape[0] if combine else 0, y, z, cur_y, cur_z)
 
 
 @njit(cache=True, error_model="numpy")
@@ -643,24 +657,15 @@ def imex_steps(
     `rk_steps`."""
     rows = y.shape[0] * y.shape[1] * y.shape[2]
     first_row = np.int64(0)  # not the literal 0, so that helpers get one specialization
-    saved = _save(first_row, save_after, first_row, y, z, out_y, out_z)
-    cur_y, cur_z, new_y, new_z = y, z, work.scratch[0], work.scratch[1]
-    swapped = False
+    saved, cur_y, cur_z, new_y, new_z = _start(y, z, save_after, out_y, out_z, work)
     for n in range(h.shape[0]):
         _imex_rows(net, cur_y, cur_z, h[n], i0[n, 0], i1[n, 0], w[n, 0], drive, work,
                    new_y, new_z, first_row, rows)  # fmt: skip
         cur_y, cur_z, new_y, new_z = new_y, new_z, cur_y, cur_z
-        swapped = not swapped
-        if work.bad.sum() > 0:
-            if swapped:
-                _copy(cur_y, y)
-                _copy(cur_z, z)
+        saved = _after_step(n, y, z, cur_y, cur_z, work, saved, save_after, out_y, out_z)
+        if saved < 0:
             return n
-        saved = _save(saved, save_after, n + 1, cur_y, cur_z, out_y, out_z)
-    if swapped:
-        _copy(cur_y, y)
-        _copy(cur_z, z)
-    return -1
+    return _finish(h.shape[0], y, z, cur_y, cur_z)
 
 
 @njit(cache=True, error_model="numpy", parallel=_PARALLEL)
@@ -672,10 +677,7 @@ def imex_steps_parallel(
     """`imex_steps` with each step's rows shared among ``threads`` blocks, run in parallel."""
     rows = y.shape[0] * y.shape[1] * y.shape[2]
     parts = min(rows, threads)
-    first_row = np.int64(0)  # not the literal 0, so that helpers get one specialization
-    saved = _save(first_row, save_after, first_row, y, z, out_y, out_z)
-    cur_y, cur_z, new_y, new_z = y, z, work.scratch[0], work.scratch[1]
-    swapped = False
+    saved, cur_y, cur_z, new_y, new_z = _start(y, z, save_after, out_y, out_z, work)
     for n in range(h.shape[0]):
         hn, i0n, i1n, wn = h[n], i0[n, 0], i1[n, 0], w[n, 0]
         for part in prange(parts):
@@ -683,17 +685,10 @@ def imex_steps_parallel(
             _imex_rows(net, cur_y, cur_z, hn, i0n, i1n, wn, drive, work, new_y, new_z,
                        k * rows // parts, (k + 1) * rows // parts)  # fmt: skip
         cur_y, cur_z, new_y, new_z = new_y, new_z, cur_y, cur_z
-        swapped = not swapped
-        if work.bad.sum() > 0:
-            if swapped:
-                _copy(cur_y, y)
-                _copy(cur_z, z)
+        saved = _after_step(n, y, z, cur_y, cur_z, work, saved, save_after, out_y, out_z)
+        if saved < 0:
             return n
-        saved = _save(saved, save_after, n + 1, cur_y, cur_z, out_y, out_z)
-    if swapped:
-        _copy(cur_y, y)
-        _copy(cur_z, z)
-    return -1
+    return _finish(h.shape[0], y, z, cur_y, cur_z)
 
 
 # ---------------------------------------------------------------------------------------
@@ -702,15 +697,22 @@ def imex_steps_parallel(
 
 
 @njit(cache=True, error_model="numpy")
+def _weighted_sum(k: np.ndarray, weights: np.ndarray, stages: int, h: float,
+                  out: np.ndarray) -> None:  # fmt: skip
+    """``out = Σ_{j < stages} k[j]·(h·weights[j])``, summed in the order of ``j``."""
+    weight = h * weights[0]
+    for m in range(out.shape[0]):
+        out[m] = k[0, m] * weight
+    for j in range(1, stages):
+        weight = h * weights[j]
+        for m in range(out.shape[0]):
+            out[m] += k[j, m] * weight
+
+
+@njit(cache=True, error_model="numpy")
 def _error_sum(x0: np.ndarray, x1: np.ndarray, k: np.ndarray, weights: np.ndarray, h: float,
                rtol: float, atol: float, scratch: np.ndarray) -> float:  # fmt: skip
-    weight = h * weights[0]
-    for m in range(x0.shape[0]):
-        scratch[m] = k[0, m] * weight
-    for j in range(1, weights.shape[0]):
-        weight = h * weights[j]
-        for m in range(x0.shape[0]):
-            scratch[m] += k[j, m] * weight
+    _weighted_sum(k, weights, weights.shape[0], h, scratch)
     total = 0.0
     for m in range(x0.shape[0]):
         ratio = scratch[m] / (atol + rtol * max(abs(x0[m]), abs(x1[m])))
@@ -736,13 +738,7 @@ def error_sums(
 def _dense(x0: np.ndarray, x1: np.ndarray, k: np.ndarray, mid: np.ndarray, h: float, s: float,
            out: np.ndarray) -> None:  # fmt: skip
     last = k.shape[0] - 1
-    weight = h * mid[0]
-    for m in range(x0.shape[0]):
-        out[m] = k[0, m] * weight
-    for j in range(1, k.shape[0]):
-        weight = h * mid[j]
-        for m in range(x0.shape[0]):
-            out[m] += k[j, m] * weight
+    _weighted_sum(k, mid, k.shape[0], h, out)
     for m in range(x0.shape[0]):
         y0 = x0[m]
         y1 = x1[m]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 import numba
@@ -31,27 +32,29 @@ _FIXED_STEP: dict[str, ButcherTableau | None] = {
 # Output times may miss the fixed-step grid by this much, relative to max(1, |t|).
 GRID_TOLERANCE = 1e-9
 
-# States with at least this many entries per variable (B·C·N) use the multi-threaded
-# kernels; below it a parallel region's start and join cost more than they save, and the
-# parallel kernels' extra compile time is not worth paying.
+#: The state size (entries per variable a kernel call advances: C·N for the fixed-step
+#: methods, B·C·N for dopri5) from which ``threads=2`` pays: below it a parallel region's
+#: start and join cost more than they save.
 PARALLEL_MIN_SIZE = 1 << 14
 
 
-def use_threads(size: int, rows: int) -> bool:
-    """Whether to run the multi-threaded kernels on a state of ``size`` entries in ``rows``
-    rows (``B·C·H``).
+def check_threads(threads: Any) -> int:
+    """``threads`` if it is an integer >= 1, else an `OscsimInputError`."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise OscsimInputError(f"threads must be an integer >= 1, got {threads!r}")
+    return threads
 
-    Only where it pays: a large enough state, more than one Numba thread, and cores to
-    spare. A parallel kernel joins its threads once per stage, so when other processes
-    keep the cores busy it waits on a descheduled thread at every stage and runs several
-    times slower than the serial one (measured: 5–10× at 128×128 under a load of 6 on two
-    cores). The results are the same to the last bit either way.
-    """
-    if size < PARALLEL_MIN_SIZE or rows < 2 or numba.get_num_threads() < 2:
-        return False
-    cores = os.cpu_count() or 1
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return load < cores - 0.5
+
+@contextmanager
+def numba_threads(threads: int) -> Iterator[int]:
+    """Run the block with ``min(threads, NUMBA_NUM_THREADS)`` Numba threads; yield that count."""
+    before = numba.get_num_threads()
+    count = min(threads, numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(count)
+    try:
+        yield count
+    finally:
+        numba.set_num_threads(before)
 
 
 def _float_array(name: str, value: Any) -> np.ndarray:
@@ -117,6 +120,7 @@ def solve(
     atol: float = 1e-9,
     progress: bool = False,
     max_state: float | None = DEFAULT_MAX_STATE,
+    threads: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Integrate an oscillator network in float64 with a Numba reference solver.
 
@@ -158,6 +162,13 @@ def solve(
         Divergence guard: stop with `IntegrationError` once ``|position|`` or ``|velocity|``
         exceeds ``max_state · max(1, |position0|, |velocity0|, |bias|, |drive|)``, at the
         model time it happens (`oscsim.stability`); ``None`` or ``inf``: finiteness only.
+    threads
+        Numba threads. ``1`` (the default) runs the serial kernels, whose speed does not
+        depend on what else the machine runs; ``n >= 2`` runs the multi-threaded kernels
+        on ``min(n, NUMBA_NUM_THREADS)`` threads, which pay from about `PARALLEL_MIN_SIZE`
+        entries per kernel call on otherwise idle cores (a parallel kernel joins its
+        threads at every stage: under load it waits on descheduled threads and runs
+        several times slower). The results are the same to the last bit either way.
 
     Returns
     -------
@@ -191,6 +202,7 @@ def solve(
     >>> bool(np.allclose(y[-1], -1.0, atol=1e-9))
     True
     """
+    threads = check_threads(threads)
     if not isinstance(params, NetworkParameters):
         raise OscsimInputError(
             f"params must be an oscsim.NetworkParameters, got {type(params).__name__}"
@@ -268,16 +280,15 @@ def solve(
     out_y = np.empty((len(t), *shape2d))
     out_z = np.empty((len(t), *shape2d))
 
-    # Fixed-step methods advance one sample at a time (see `integrate_fixed`), dopri5 the
-    # whole batch: the size that matters for threads differs.
-    sample = 1 if method == "dopri5" else y.shape[0]
-    parallel = use_threads(y.size // sample, y.shape[0] * y.shape[1] * y.shape[2] // sample)
-
     from tqdm.auto import tqdm
 
-    with tqdm(
-        total=len(t), disable=not progress, desc=f"oscsim reference {method}", unit="frame"
-    ) as bar:
+    with (
+        numba_threads(threads) as count,
+        tqdm(
+            total=len(t), disable=not progress, desc=f"oscsim reference {method}", unit="frame"
+        ) as bar,
+    ):
+        parallel = count > 1
         if method == "dopri5":
             integrate_dopri5(
                 net, y, z, t, inputs, jumps, rtol, atol, out_y, out_z, bar.update,

@@ -1,31 +1,22 @@
 """Names of every integration method, with their order and kind.
 
-The continuous methods are torchdiffeq's own registry (so a new torchdiffeq method is
-picked up without a change here); ``imex`` is the discrete coRNN scheme.
+The continuous methods are torchdiffeq's own (read by the adapter
+`oscsim.solvers._torchdiffeq`, so a new torchdiffeq method is picked up without a change
+here); ``imex`` is the discrete coRNN scheme.
 """
 
 from __future__ import annotations
 
-from torchdiffeq._impl.fixed_adams import AdamsBashforth, AdamsBashforthMoulton
-from torchdiffeq._impl.odeint import SOLVERS
-from torchdiffeq._impl.solvers import FixedGridODESolver
-
 from oscsim.errors import OscsimInputError
+from oscsim.solvers._torchdiffeq import torchdiffeq_methods
+
+_FIXED, _ADAPTIVE = torchdiffeq_methods()
 
 #: Methods torchdiffeq integrates with a fixed step ``dt`` (plus ``imex``).
-FIXED_STEP_METHODS: tuple[str, ...] = tuple(
-    sorted(
-        name
-        for name, solver in SOLVERS.items()
-        if issubclass(solver, FixedGridODESolver)
-        or issubclass(solver, (AdamsBashforth, AdamsBashforthMoulton))
-    )
-) + ("imex",)
+FIXED_STEP_METHODS: tuple[str, ...] = _FIXED + ("imex",)
 
 #: Adaptive torchdiffeq methods (``rtol``/``atol`` control the step).
-ADAPTIVE_METHODS: tuple[str, ...] = tuple(
-    sorted(name for name in SOLVERS if name not in FIXED_STEP_METHODS)
-)
+ADAPTIVE_METHODS: tuple[str, ...] = _ADAPTIVE
 
 METHODS: tuple[str, ...] = FIXED_STEP_METHODS + ADAPTIVE_METHODS
 

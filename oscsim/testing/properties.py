@@ -44,19 +44,20 @@ class PropertyFailure(AssertionError):
     """A property did not hold; the message gives the measured and the expected values."""
 
 
+def _solver(run: Callable[..., tuple[np.ndarray, np.ndarray]]) -> Solver:
+    """A `Solver` that calls ``run(params, position0, velocity0, times, dt, drive,
+    drive_times)``."""
+
+    def solve(params, position0, velocity0, times, *, dt, drive=None, drive_times=None):
+        return run(params, position0, velocity0, times, dt, drive, drive_times)
+
+    return solve
+
+
 def torch_solver(method: str, **options: Any) -> Solver:
     """The torch core (`oscsim.integrate`) in float64 as a `Solver`."""
 
-    def solve(
-        params: NetworkParameters,
-        position0: np.ndarray,
-        velocity0: np.ndarray,
-        times: np.ndarray,
-        *,
-        dt: float | None,
-        drive: np.ndarray | None = None,
-        drive_times: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def run(params, position0, velocity0, times, dt, drive, drive_times):
         import torch
 
         from oscsim.integration import integrate
@@ -77,37 +78,21 @@ def torch_solver(method: str, **options: Any) -> Solver:
             )
         return solution.position.numpy(), solution.velocity.numpy()
 
-    return solve
+    return _solver(run)
 
 
 def reference_solver(method: str, **options: Any) -> Solver:
     """The Numba reference (`oscsim.reference.solve`) as a `Solver`."""
 
-    def solve(
-        params: NetworkParameters,
-        position0: np.ndarray,
-        velocity0: np.ndarray,
-        times: np.ndarray,
-        *,
-        dt: float | None,
-        drive: np.ndarray | None = None,
-        drive_times: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        from oscsim.reference import solve as reference_solve
+    def run(params, position0, velocity0, times, dt, drive, drive_times):
+        from oscsim.reference import solve
 
-        return reference_solve(
-            params,
-            position0,
-            velocity0,
-            times,
-            method=method,
-            dt=dt,
-            drive=drive,
-            drive_times=drive_times,
-            **options,
-        )
+        return solve(
+            params, position0, velocity0, times, method=method, dt=dt, drive=drive,
+            drive_times=drive_times, **options,
+        )  # fmt: skip
 
-    return solve
+    return _solver(run)
 
 
 def _max_relative(actual: np.ndarray, expected: np.ndarray) -> float:
