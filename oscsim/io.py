@@ -284,7 +284,7 @@ def open_trajectory(path: str | os.PathLike[str], *, what: str = "trajectory") -
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
         text = " ".join(str(error).split())[:200]
         raise OscsimInputError(
-            f"{what} {str(source)!r} cannot be opened (truncated or damaged?): "
+            f"{what} {str(source)!r} cannot be read (truncated or damaged?): "
             f"{type(error).__name__}: {text}"
         ) from None
 

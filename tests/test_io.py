@@ -106,5 +106,5 @@ def test_open_trajectory_is_lazy_and_equal_to_read(tmp_path, suffix: str) -> Non
     with open_trajectory(path) as lazy:
         assert type(lazy["position"].data).__module__.split(".")[0] == "dask"
         xr.testing.assert_identical(lazy.load(), loaded)
-    with pytest.raises(OscsimInputError, match="no trajectory"):
+    with pytest.raises(OscsimInputError, match="does not exist"):
         open_trajectory(tmp_path / "missing.nc")
