@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import traceback
@@ -97,6 +98,105 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------
+# oscsim sweep (docs/guide/sweeps.md)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from oscsim.errors import OscsimInputError
+    from oscsim.sweep import (
+        check_resources,
+        load_sweep,
+        local_cluster,
+        pending_points,
+        run_sweep,
+        worker_memory_limit,
+    )
+
+    out = Path(args.out)
+    if out.suffix != ".zarr":
+        raise OscsimInputError(f"--out {str(out)!r} must end in .zarr (one zarr store)")
+    if args.workers is not None and args.workers < 1:
+        raise OscsimInputError(f"--workers must be >= 1, got {args.workers}")
+    if args.workers is not None and args.scheduler:
+        raise OscsimInputError("--workers starts a local cluster; leave it out with --scheduler")
+    sweep = load_sweep(args.config, args.grid or [], args.set or [])
+    pending = pending_points(sweep, out, resume=args.resume)
+    if not pending:
+        print(f"{out}: all {sweep.n_points} points are done; nothing to compute")
+        return 0
+    from distributed import Client
+
+    if args.scheduler:
+        client = Client(args.scheduler)
+        cluster = None
+        torch_threads = 1
+        check_resources(
+            sweep, out, worker_memory=worker_memory_limit(client), pending=len(pending)
+        )
+    else:
+        from distributed.system import MEMORY_LIMIT
+
+        workers = args.workers or min(os.cpu_count() or 1, len(pending))
+        check_resources(sweep, out, worker_memory=MEMORY_LIMIT // workers, pending=len(pending))
+        cluster, torch_threads = local_cluster(workers)
+        client = Client(cluster)
+    try:
+        print(
+            f"oscsim sweep: {len(pending)} of {sweep.n_points} points over "
+            f"{', '.join(f'{d}={n}' for d, n in zip(sweep.dims, sweep.shape, strict=True))} "
+            f"on {len(client.scheduler_info().get('workers', {}))} worker(s) → {out}",
+            flush=True,
+        )
+        result = run_sweep(
+            sweep,
+            out,
+            client,
+            pending=pending,
+            torch_threads=torch_threads,
+            progress=not args.no_progress,
+        )
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    print(
+        f"wrote {out}: {result.computed} computed, {result.skipped} already done, "
+        f"{len(result.failed)} failed in {result.seconds:.1f} s"
+    )
+    for point, error in sorted(result.failed.items()):
+        print(f"  point {point} ({sweep.index(point)}): {error}", file=sys.stderr)
+    return EXIT_FAILURE if result.failed else 0
+
+
+def _add_sweep_parser(sub: Any) -> None:
+    sweep = sub.add_parser(
+        "sweep", help="simulate every point of a parameter grid on Dask into one zarr store"
+    )
+    sweep.add_argument("config", help="TOML configuration: the base every point starts from")
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        metavar="KEY=VALUES",
+        help="a swept key: KEY=V1,V2,... or KEY=START:STOP:NUM (repeat for a product grid)",
+    )
+    sweep.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override the base, as for simulate"
+    )
+    sweep.add_argument("--out", required=True, help="the zarr store (.zarr)")
+    sweep.add_argument(
+        "--workers", type=int, default=None, help="local cluster size (default: one per core)"
+    )
+    sweep.add_argument(
+        "--scheduler", default=None, help="address of a running Dask scheduler instead"
+    )
+    sweep.add_argument(
+        "--resume", action="store_true", help="compute only the points not yet done in --out"
+    )
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.set_defaults(handler=_cmd_sweep)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -168,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-dir", default=None, help="where to keep it (default ~/.cache/oscsim)"
     )
     data.set_defaults(handler=_cmd_data)
+    _add_sweep_parser(sub)
     return parser
 
 
