@@ -131,9 +131,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         client = Client(args.scheduler)
         cluster = None
         torch_threads = 1
-        check_resources(
-            sweep, out, worker_memory=worker_memory_limit(client), pending=len(pending)
-        )
+        check_resources(sweep, out, worker_memory=worker_memory_limit(client), pending=len(pending))
     else:
         from distributed.system import MEMORY_LIMIT
 

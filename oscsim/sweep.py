@@ -301,7 +301,8 @@ def build_sweep(
             config.initial.samples,
             config.network.channels,
             tuple(config.network.grid),
-            tuple(np.round(config.solver.frame_times(), 12).tolist()),
+            config.solver.n_frames,
+            round(config.solver.save_every * config.solver.dt, 12),
         )
         if reference is None:
             reference = (layout, where)
