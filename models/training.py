@@ -124,6 +124,7 @@ class Trainer:
         model: nn.Module,
         *,
         on_checkpoint: Callable[[int], None] | None = None,
+        distributed: Any = None,
     ) -> None:
         self.config = config
         self.task = task
@@ -144,6 +145,11 @@ class Trainer:
         self.best: dict[str, Any] = {}
         self.converged_step: int | None = None
         self.on_checkpoint = on_checkpoint
+        # data-parallel hooks (oscsim.models.distributed.DistributedContext): the step runs
+        # through the DDP wrapper, only rank 0 writes files
+        self.distributed = distributed
+        self.writer = distributed is None or distributed.is_writer
+        self.step_model = self.model if distributed is None else distributed.wrap(self.model)
 
     # ----------------------------------------------------------------------------------
     # checkpoints
@@ -169,6 +175,8 @@ class Trainer:
     def save(self, name: str = "last.pt") -> Path:
         """Write a checkpoint and the metric files, atomically."""
         path = self.out / name
+        if not self.writer:
+            return path
         save_atomic(self._checkpoint(), path)
         self._write_metrics()
         if self.on_checkpoint is not None:
@@ -240,7 +248,8 @@ class Trainer:
         better = best is None or (value > best if self.task.higher_is_better else value < best)
         if better:
             self.best = {key: value, "step": self.step, "epoch": self.epoch, **metrics}
-            save_atomic(self._checkpoint(), self.out / "best.pt")
+            if self.writer:
+                save_atomic(self._checkpoint(), self.out / "best.pt")
         threshold = getattr(self.task, "converged_below", None)
         if threshold is not None and self.converged_step is None and value < threshold:
             self.converged_step = self.step
@@ -248,11 +257,15 @@ class Trainer:
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         self.optimizer.zero_grad(set_to_none=True)
-        output = self.model(x)
+        output = self.step_model(x)
         loss = self.task.loss(output, y)
-        if not torch.isfinite(loss):
+        value = float(loss.detach())
+        if self.distributed is not None:  # every rank sees the whole batch's loss and stops
+            value = self.distributed.global_mean(loss)
+            loss = self.distributed.weighted_loss(loss, output)
+        if not np.isfinite(value):
             raise TrainingDivergedError(
-                f"the training loss became {float(loss.detach())} at step {self.step + 1} (epoch "
+                f"the training loss became {value} at step {self.step + 1} (epoch "
                 f"{self.epoch}); the last good checkpoint is {self.out / 'last.pt'}. Lower "
                 f"the learning rate (now {self.optimizer.param_groups[0]['lr']:g}) or dt, "
                 "or raise the damping epsilon, then run again"
@@ -263,7 +276,11 @@ class Trainer:
         self.optimizer.step()
         with torch.no_grad():
             metrics = self.task.batch_metrics(output.detach(), y)
-        return {key: value / len(y) for key, value in metrics.items()}
+        count = len(y)
+        if self.distributed is not None:
+            metrics = self.distributed.sum_metrics(metrics)
+            count = self.distributed.shard.last_batch
+        return {key: value / count for key, value in metrics.items()}
 
     def fit(self, *, resume: bool = False) -> dict[str, Any]:
         """Train until ``epochs`` (or ``max_steps``); returns the summary."""
@@ -288,7 +305,7 @@ class Trainer:
                 total=n_batches,
                 initial=self.batch_index,
                 desc=f"{self.task.name}/{config.model} epoch {self.epoch + 1}/{config.epochs}",
-                disable=not config.progress,
+                disable=not config.progress or not self.writer,
                 leave=False,
             )
             while self.batch_index < n_batches:
@@ -296,6 +313,8 @@ class Trainer:
                     bar.close()
                     return self._finish(stopped_early=True)
                 x, y = self.task.train_batch(self.epoch, self.batch_index, config.batch_size)
+                if self.distributed is not None:  # this rank's rows of the global batch
+                    x, y = self.distributed.shard(x, y)
                 start = time.perf_counter()
                 metrics = self._train_step(
                     to_device(x, config.device, self.dtype), to_device(y, config.device, self.dtype)
@@ -342,7 +361,7 @@ class Trainer:
             self._validate(partial=True)
         self.save()
         best_path = self.out / "best.pt"
-        if best_path.exists():
+        if self.writer and best_path.exists():
             best_model = torch.load(best_path, map_location=self.config.device, weights_only=False)
             current = {k: v.clone() for k, v in self.model.state_dict().items()}
             self.model.load_state_dict(best_model["model_state"])

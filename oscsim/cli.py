@@ -311,6 +311,15 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MAX",
         help="rescale each gradient to a 2-norm of at most MAX (default: no clipping)",
     )
+    # data-parallel training on N processes (docs/guide/sweeps.md)
+    parser.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train on N processes with DistributedDataParallel (gloo on CPU, nccl on CUDA); "
+        "under torchrun leave it out",
+    )
 
 
 def _raise_on_sigterm(signum: int, frame: Any) -> None:

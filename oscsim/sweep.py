@@ -320,7 +320,7 @@ def load_sweep(
     config_path: str | os.PathLike[str], grid_options: Sequence[str], overrides: Iterable[str]
 ) -> Sweep:
     """`build_sweep` of a TOML file."""
-    return build_sweep(read_toml(config_path), grid_options, overrides)
+    return build_sweep(read_toml(Path(config_path)), grid_options, overrides)
 
 
 # --------------------------------------------------------------------------------------
