@@ -93,10 +93,10 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def train_command(args: argparse.Namespace) -> int:
     """``oscsim train TASK --model M ...`` (``--nproc N``: on N processes with DDP)."""
-    run = run_config_from_args(args)
-    nproc = getattr(args, "nproc", 1) or 1
-    if nproc < 1:
+    nproc = getattr(args, "nproc", 1)
+    if nproc is None or nproc < 1:
         raise OscsimInputError(f"--nproc must be >= 1, got {nproc}")
+    run = run_config_from_args(args)
     if nproc > 1:
         from oscsim.models.distributed import launch
 
