@@ -47,6 +47,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from oscsim.analysis import analyze_dataset
     from oscsim.io import read_trajectory
+    from oscsim.sweep import is_sweep_store
+
+    if is_sweep_store(args.path):
+        return _analyze_sweep(args)
 
     ds = read_trajectory(args.path)
     out_dir = None if args.out is None else Path(args.out)
@@ -59,6 +63,56 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         from oscsim.demo import format_report
 
         print(format_report(report))
+    return 0
+
+
+def _analyze_sweep(args: argparse.Namespace) -> int:
+    """``oscsim analyze STORE.zarr`` on a sweep store: metrics over the sweep, phase diagrams."""
+    import numpy as np
+    import xarray as xr
+
+    from oscsim.analysis.sweep import sweep_metrics, write_phase_diagrams
+    from oscsim.atomic import atomic_target
+    from oscsim.sweep import predicted_speeds
+
+    store = Path(args.path)
+    ds = xr.open_zarr(store, consolidated=False)  # lazy: points are read chunk by chunk
+    dims = list(json.loads(ds.attrs["sweep_dims"]))
+    metrics = sweep_metrics(
+        ds,
+        dims,
+        var=args.var,
+        band=tuple(args.band) if args.band else None,
+        progress=sys.stderr.isatty(),
+    )
+    vectors = metrics["dominant_wavevector"].values
+    shape = vectors.shape[:-1]
+    predicted = predicted_speeds(ds, vectors.reshape(-1, vectors.shape[-1])).reshape(shape)
+    metrics["predicted_speed"] = (dims, predicted)
+    metrics["predicted_speed"].attrs.update(
+        {
+            "units": "cell / time",
+            "long_name": "phase speed of the linearised network at the dominant wave vector",
+        }
+    )
+    metrics.attrs["store"] = str(store)
+    out = Path(args.out) if args.out else store.with_name(f"{store.stem}-analysis")
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "sweep_metrics.nc"
+    with atomic_target(target) as tmp:
+        metrics.to_netcdf(tmp, engine="h5netcdf")
+    figures = write_phase_diagrams(metrics, out, predicted=metrics["predicted_speed"])
+    table = metrics[["speed", "dominant_phase_speed", "predicted_speed", "wavelength"]]
+    frame = table.to_dataframe() if hasattr(table, "to_dataframe") else table
+    if args.json:
+        print(json.dumps(json.loads(frame.reset_index().to_json(orient="records")), indent=2))
+    else:
+        print(frame.to_string(float_format=lambda v: f"{v:.4g}"))
+    done = int(np.isfinite(metrics["speed"].values).sum())
+    print(
+        f"analysed {done} of {metrics['speed'].size} points → {target}, "
+        + ", ".join(str(p) for p in figures)
+    )
     return 0
 
 

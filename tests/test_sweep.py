@@ -228,3 +228,46 @@ def _toml_rest(path: Path) -> dict:
 
     raw = read_toml(path)
     return {k: v for k, v in raw.items() if k != "network"}
+
+
+WAVE = {
+    # a linear ring carrying one plane wave of k = 2π/16: its speed is ω(k)/k exactly
+    "network": {
+        "grid": [32],
+        "activation": "identity",
+        "kernel_position": [0.5, 0.0, 0.5],
+        "kernel_velocity": [0.0, 0.0, 0.0],
+        "epsilon": 0.0,
+    },
+    "initial": {"kind": "plane_wave", "amplitude": 0.1, "wavevector": [2 * np.pi / 16]},
+    "solver": {"t_end": 40.0, "dt": 0.02, "save_every": 5, "progress": False},
+}
+
+
+def test_analyze_a_sweep_store_gives_metrics_over_the_sweep_and_phase_diagrams(
+    tmp_path, client, capsys
+):
+    sweep = build_sweep(WAVE, ["network.gamma=1.2,2.0", "network.seed=0,1"])
+    store = tmp_path / "w.zarr"
+    run_sweep(sweep, store, client, pending=range(sweep.n_points), progress=False)
+    out = tmp_path / "analysis"
+    assert main(["analyze", str(store), "--out", str(out)]) == 0
+    assert "analysed 4 of 4 points" in capsys.readouterr().out
+    metrics = xr.load_dataset(out / "sweep_metrics.nc", engine="h5netcdf")
+    assert metrics["speed"].dims == ("gamma", "seed")
+    assert metrics["gamma"].values.tolist() == [1.2, 2.0]
+    for name in ("speed", "wavelength", "percent_waves", "predicted_speed"):
+        assert np.isfinite(metrics[name].values).all(), name
+    # the k-omega spectrum resolves omega to 2π/T (T = 40): the dominant mode's speed is
+    # the linear prediction to half a bin, (π/40)/k
+    k = 2 * np.pi / 16
+    half_bin = (np.pi / 40) / k
+    np.testing.assert_allclose(
+        metrics["dominant_phase_speed"], metrics["predicted_speed"], atol=half_bin
+    )
+    for gamma in (1.2, 2.0):  # ω² = γ − cos k for this kernel (0.5·e^{ik} + 0.5·e^{−ik})
+        expected = np.sqrt(gamma - np.cos(k)) / k
+        np.testing.assert_allclose(metrics["predicted_speed"].sel(gamma=gamma), expected)
+    assert metrics["wavelength"].sel(gamma=2.0).values == pytest.approx(16, rel=0.05)
+    for name in ("speed", "wavelength", "percent_waves"):
+        assert (out / f"phase_{name}.png").stat().st_size > 0
