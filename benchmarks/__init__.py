@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 #: Benchmark modules in the order the table shows them.
-BENCHMARKS: tuple[str, ...] = ("reference", "fused", "analysis")
+BENCHMARKS: tuple[str, ...] = ("reference", "fused", "analysis", "sweep", "distributed")
 
 ROW_KEYS = ("benchmark", "case", "ours_s", "baseline", "baseline_s", "ratio", "note")
 
@@ -64,7 +64,7 @@ def run_benchmarks(
     failed: list[str] = []
     start = time.perf_counter()
     for name in selected:
-        module = importlib.import_module(f"benchmarks.bench_{name}")
+        module = importlib.import_module(f"oscsim.benchmarks.bench_{name}")
         print(f"running benchmarks.bench_{name} ({'quick' if quick else 'full'}) …", flush=True)
         try:
             new_rows = module.run(quick=quick)

@@ -535,7 +535,8 @@ def run_point(
     Returns
     -------
     dict
-        ``point``, ``status`` (``"done"`` or ``"failed"``), ``seconds``, ``error`` (failed).
+        ``point``, ``status`` (``"done"`` or ``"failed"``), ``seconds``; when done the
+        ``write_seconds`` and ``bytes`` of its region write, when failed the ``error``.
     """
     import dataclasses
 
@@ -559,8 +560,10 @@ def run_point(
             {name: ds[name].variable for name in ("position", "velocity")}
         ).expand_dims({dim: 1 for dim in dims})
         region = {dim: slice(i, i + 1) for dim, i in zip(dims, index, strict=True)}
+        written = time.perf_counter()
         region_data.to_zarr(out, region=region, consolidated=False)
         _set_status(out, dims, index, DONE)
+        write_seconds = time.perf_counter() - written
     except Exception as error:  # noqa: BLE001 - a failed point is recorded, the others go on
         message = f"{type(error).__name__}: {' '.join(str(error).split())}"
         try:
@@ -573,7 +576,13 @@ def run_point(
             "seconds": time.perf_counter() - start,
             "error": message,
         }
-    return {"point": point, "status": "done", "seconds": time.perf_counter() - start}
+    return {
+        "point": point,
+        "status": "done",
+        "seconds": time.perf_counter() - start,
+        "write_seconds": write_seconds,
+        "bytes": int(ds["position"].nbytes + ds["velocity"].nbytes),
+    }
 
 
 # --------------------------------------------------------------------------------------
