@@ -24,6 +24,7 @@ from oscsim.sweep import (
     DONE,
     FAILED,
     build_sweep,
+    check_resources,
     local_cluster,
     parse_grid_option,
     pending_points,
@@ -149,6 +150,12 @@ def test_cli_refuses_bad_input_with_status_2_before_writing(tmp_path, capsys):
     assert not out.exists() and not list(tmp_path.glob(".x.zarr*"))
 
 
+def _chunks(store: Path, point: int) -> list[Path]:
+    """The chunk files of ``position`` at sweep index ``point`` (zarr v3 or v2 layout)."""
+    v3 = [p for p in (store / "position" / "c" / str(point)).rglob("*") if p.is_file()]
+    return v3 or list((store / "position").glob(f"{point}.*"))
+
+
 def _status_or_none(out: Path) -> np.ndarray | None:
     try:
         return read_status(out)
@@ -194,10 +201,8 @@ def test_kill_minus_9_then_resume_computes_only_missing_points(tmp_path):
     before = read_status(out)
     done_before = np.flatnonzero(before == DONE)
     assert 1 <= done_before.size < 6
-    chunk_times = {
-        p: os.stat(out / "position" / "c" / str(p) / "0" / "0" / "0" / "0").st_mtime_ns
-        for p in done_before
-    }
+    chunk_times = {path: path.stat().st_mtime_ns for p in done_before for path in _chunks(out, p)}
+    assert len(chunk_times) == done_before.size  # one chunk per finished point (one sample)
     resumed = subprocess.run(
         [*command, "--resume"], env=env, capture_output=True, text=True, check=False
     )
@@ -205,9 +210,8 @@ def test_kill_minus_9_then_resume_computes_only_missing_points(tmp_path):
     missing = 6 - done_before.size
     assert f"{missing} computed, {done_before.size} already done, 0 failed" in resumed.stdout
     assert (read_status(out) == DONE).all()
-    for point, mtime in chunk_times.items():  # finished points were not rewritten
-        path = out / "position" / "c" / str(point) / "0" / "0" / "0" / "0"
-        assert os.stat(path).st_mtime_ns == mtime
+    for path, mtime in chunk_times.items():  # finished points were not rewritten
+        assert path.stat().st_mtime_ns == mtime
     # the resumed store equals each point run alone
     ds = _open(out)
     configs = json.loads(ds.attrs["point_configs"])
@@ -271,3 +275,13 @@ def test_analyze_a_sweep_store_gives_metrics_over_the_sweep_and_phase_diagrams(
     assert metrics["wavelength"].sel(gamma=2.0).values == pytest.approx(16, rel=0.05)
     for name in ("speed", "wavelength", "percent_waves"):
         assert (out / f"phase_{name}.png").stat().st_size > 0
+
+
+def test_a_point_larger_than_a_worker_s_memory_is_refused(tmp_path):
+    sweep = build_sweep(BASE, ["network.gamma=1,2"])
+    # 2 samples × 11 frames × 16 cells × 2 variables × 8 B = 5632 B per point; a worker
+    # limit below the estimate (4 × that + the worker's own memory) is refused
+    assert sweep.point_bytes() == 2 * 11 * 16 * 2 * 8
+    with pytest.raises(OscsimInputError, match="of memory"):
+        check_resources(sweep, tmp_path / "m.zarr", worker_memory=2**20, pending=2)
+    check_resources(sweep, tmp_path / "m.zarr", worker_memory=2**30, pending=2)
