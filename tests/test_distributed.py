@@ -91,7 +91,7 @@ def _rank_main(folder: str) -> None:
     try:
         for kind in RUNS:
             state = _one_step(kind, root / f"{kind}-step", context)
-            np.savez(root / f"{kind}-rank{context.rank}.npz", **state)
+            np.savez(root / f"{kind}-rank{context.rank}.npz", **state)  # type: ignore[arg-type]
         # exact resume on 2 processes: 2 steps, stop, resume to 4 == 4 steps straight
         straight = _trainer("fused", root / "straight", context, max_steps=4)
         straight.fit()

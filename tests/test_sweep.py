@@ -55,9 +55,8 @@ save_every = 4
 def client():
     from distributed import Client
 
-    cluster, threads = local_cluster(2)
+    cluster, _ = local_cluster(2)
     with Client(cluster) as c:
-        c.torch_threads = threads  # type: ignore[attr-defined]
         yield c
     cluster.close()
 
@@ -201,7 +200,9 @@ def test_kill_minus_9_then_resume_computes_only_missing_points(tmp_path, client)
     before = read_status(out)
     done_before = np.flatnonzero(before == DONE)
     assert 1 <= done_before.size < 6
-    chunk_times = {path: path.stat().st_mtime_ns for p in done_before for path in _chunks(out, p)}
+    chunk_times = {
+        path: path.stat().st_mtime_ns for p in done_before for path in _chunks(out, int(p))
+    }
     assert len(chunk_times) == done_before.size  # one chunk per finished point (one sample)
     # --resume, on the test's own cluster: the same code path as the command line
     sweep = build_sweep(_read(config), ["network.gamma=0.5:3:6"])
