@@ -16,7 +16,15 @@ from typing import Any
 import numpy as np
 
 #: Benchmark modules in the order the table shows them.
-BENCHMARKS: tuple[str, ...] = ("reference", "fused", "sequence_step", "analysis", "adjoint")
+BENCHMARKS: tuple[str, ...] = (
+    "reference",
+    "fused",
+    "sequence_step",
+    "analysis",
+    "adjoint",
+    "sweep",
+    "distributed",
+)
 
 ROW_KEYS = ("benchmark", "case", "ours_s", "baseline", "baseline_s", "ratio", "note")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -198,25 +199,55 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def train_command(args: argparse.Namespace) -> int:
-    """``oscsim train TASK --model M ...``."""
+    """``oscsim train TASK --model M ...`` (``--nproc N``: on N processes with DDP)."""
+    nproc = getattr(args, "nproc", 1)
+    if nproc is None or nproc < 1:
+        raise OscsimInputError(f"--nproc must be >= 1, got {nproc}")
     run = run_config_from_args(args)
-    task_state = None
-    last = Path(run.out) / LAST
-    if args.resume:
-        task_state = load_checkpoint(last)["task_state"]
-    task, model = build_run(run, task_state)
-    trainer = Trainer(run, task, model)
-    from oscsim.models.sequence import count_parameters, count_weights
+    if nproc > 1:
+        from oscsim.models.distributed import launch
 
-    print(
-        f"oscsim train: {run.task} with {run.model} ({count_parameters(model)} trained "
-        f"parameters, {count_weights(model)} without biases), "
-        f"batch {run.batch_size}, lr {run.lr:g}, up to {run.epochs} epochs"
-        + (f" / {run.max_steps} steps" if run.max_steps else "")
-        + f" → {run.out}"
-    )
-    summary = trainer.fit(resume=args.resume)
-    print(json.dumps(summary, indent=2, default=str))
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise OscsimInputError("--nproc spawns processes itself; leave it out under torchrun")
+        launch(nproc, train_process, run.to_dict(), bool(args.resume))
+        return 0
+    return train_process(run.to_dict(), bool(args.resume))
+
+
+def train_process(run_dict: dict[str, Any], resume: bool) -> int:
+    """Train one process of a run: alone, or as one rank of a launched or torchrun group."""
+    from oscsim.models.distributed import join_from_environment, leave
+
+    run = RunConfig(**run_dict)
+    context = join_from_environment(run.device)
+    try:
+        if context is not None:
+            run.device = context.device
+            run.progress = run.progress and context.is_writer
+        task_state = None
+        last = Path(run.out) / LAST
+        if resume and last.exists():
+            task_state = load_checkpoint(last)["task_state"]
+        task, model = build_run(run, task_state)
+        trainer = Trainer(run, task, model, distributed=context)
+        from oscsim.models.sequence import count_parameters, count_weights
+
+        writer = context is None or context.is_writer
+        if writer:
+            print(
+                f"oscsim train: {run.task} with {run.model} ({count_parameters(model)} trained "
+                f"parameters, {count_weights(model)} without biases), "
+                f"batch {run.batch_size}, lr {run.lr:g}, up to {run.epochs} epochs"
+                + (f" / {run.max_steps} steps" if run.max_steps else "")
+                + ("" if context is None else f" on {context.world_size} processes")
+                + f" → {run.out}",
+                flush=True,
+            )
+        summary = trainer.fit(resume=resume)
+        if writer:
+            print(json.dumps(summary, indent=2, default=str), flush=True)
+    finally:
+        leave()
     return 0
 
 

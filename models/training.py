@@ -153,6 +153,7 @@ class Trainer:
         model: nn.Module,
         *,
         on_checkpoint: Callable[[int], None] | None = None,
+        distributed: Any = None,
     ) -> None:
         self.config = config
         self.task = task
@@ -180,6 +181,11 @@ class Trainer:
         self.interval: dict[str, float] = {}
         self.interval_steps = 0
         self.interval_seconds = 0.0
+        # data-parallel hooks (oscsim.models.distributed.DistributedContext): the step runs
+        # through the DDP wrapper, only rank 0 writes files
+        self.distributed = distributed
+        self.writer = distributed is None or distributed.is_writer
+        self.step_model = self.model if distributed is None else distributed.wrap(self.model)
 
     # ----------------------------------------------------------------------------------
     # checkpoints
@@ -209,6 +215,8 @@ class Trainer:
     def save(self, name: str = LAST) -> Path:
         """Write a checkpoint and the metric files, atomically."""
         path = self.out / name
+        if not self.writer:
+            return path
         save_checkpoint(self._checkpoint(), path)
         self._write_metrics()
         if self.on_checkpoint is not None:
@@ -287,7 +295,8 @@ class Trainer:
         better = best is None or (value > best if self.task.higher_is_better else value < best)
         if better:
             self.best = {key: value, "step": self.step, "epoch": self.epoch, **metrics}
-            save_checkpoint(self._checkpoint(), self.out / BEST)
+            if self.writer:
+                save_checkpoint(self._checkpoint(), self.out / BEST)
         threshold = getattr(self.task, "converged_below", None)
         if threshold is not None and self.converged_step is None and value < threshold:
             self.converged_step = self.step
@@ -295,9 +304,13 @@ class Trainer:
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         self.optimizer.zero_grad(set_to_none=True)
-        output = self.model(x)
+        output = self.step_model(x)
         loss = self.task.loss(output, y)
-        if not torch.isfinite(loss):
+        value = float(loss.detach())
+        if self.distributed is not None:  # every rank sees the whole batch's loss and stops
+            value = self.distributed.global_mean(loss)
+            loss = self.distributed.weighted_loss(loss, output)
+        if not np.isfinite(value):
             last = self.out / LAST
             where = (
                 f"the last good checkpoint is {last} (resume from it with --resume)"
@@ -305,7 +318,7 @@ class Trainer:
                 else "no checkpoint was written before it"
             )
             raise TrainingDivergedError(
-                f"the training loss became {float(loss.detach())} at step {self.step + 1} (epoch "
+                f"the training loss became {value} at step {self.step + 1} (epoch "
                 f"{self.epoch}); {where}. Lower the learning rate (now "
                 f"{self.optimizer.param_groups[0]['lr']:g}) or dt, or raise the damping "
                 "epsilon, then run again"
@@ -316,7 +329,11 @@ class Trainer:
         self.optimizer.step()
         with torch.no_grad():
             metrics = self.task.batch_metrics(output.detach(), y)
-        return {key: value / len(y) for key, value in metrics.items()}
+        count = len(y)
+        if self.distributed is not None:
+            metrics = self.distributed.sum_metrics(metrics)
+            count = self.distributed.shard.last_batch
+        return {key: value / count for key, value in metrics.items()}
 
     def _check_batch_criterion(self, metrics: dict[str, float]) -> None:
         """Record the first training batch that meets the task's batch criterion, if any."""
@@ -355,7 +372,7 @@ class Trainer:
                 total=n_batches,
                 initial=self.batch_index,
                 desc=f"{self.task.name}/{config.model} epoch {self.epoch + 1}/{config.epochs}",
-                disable=not config.progress,
+                disable=not config.progress or not self.writer,
                 leave=False,
             )
             while self.batch_index < n_batches:
@@ -363,6 +380,8 @@ class Trainer:
                     bar.close()
                     return self._finish(stopped_early=True)
                 x, y = self.task.train_batch(self.epoch, self.batch_index, config.batch_size)
+                if self.distributed is not None:  # this rank's rows of the global batch
+                    x, y = self.distributed.shard(x, y)
                 start = time.perf_counter()
                 metrics = self._train_step(
                     to_device(x, config.device, self.dtype), to_device(y, config.device, self.dtype)
@@ -410,11 +429,11 @@ class Trainer:
             self._validate(partial=True)
         self.save()
         best_path = self.out / BEST
-        if self.task.test_at == "last":
+        if self.writer and self.task.test_at == "last":
             test = evaluate(self.model, self.task, "test", self.config.device, self.config.dtype)
             self.test = {"selection": "last", "step": self.step, "epoch": self.epoch, **test}
             self._write_metrics()
-        elif best_path.exists():
+        elif self.writer and best_path.exists():
             best_model = load_checkpoint(best_path)
             current = {k: v.clone() for k, v in self.model.state_dict().items()}
             self.model.load_state_dict(best_model["model_state"])

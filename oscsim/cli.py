@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import traceback
@@ -58,6 +59,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from oscsim.analysis import analyze_dataset
+    from oscsim.sweep import is_sweep_store
+
+    if is_sweep_store(args.path):
+        return _analyze_sweep(args)
     from oscsim.atomic import check_output_path
     from oscsim.io import open_trajectory
 
@@ -89,6 +94,56 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         from oscsim.demo import format_report
 
         print(format_report(report))
+    return 0
+
+
+def _analyze_sweep(args: argparse.Namespace) -> int:
+    """``oscsim analyze STORE.zarr`` on a sweep store: metrics over the sweep, phase diagrams."""
+    import numpy as np
+    import xarray as xr
+
+    from oscsim.analysis.sweep import sweep_metrics, write_phase_diagrams
+    from oscsim.atomic import atomic_target
+    from oscsim.sweep import predicted_speeds
+
+    store = Path(args.path)
+    ds = xr.open_zarr(store, consolidated=False)  # lazy: points are read chunk by chunk
+    dims = list(json.loads(ds.attrs["sweep_dims"]))
+    metrics = sweep_metrics(
+        ds,
+        dims,
+        var=args.var,
+        band=tuple(args.band) if args.band else None,
+        progress=sys.stderr.isatty(),
+    )
+    vectors = metrics["dominant_wavevector"].values
+    shape = vectors.shape[:-1]
+    predicted = predicted_speeds(ds, vectors.reshape(-1, vectors.shape[-1])).reshape(shape)
+    metrics["predicted_speed"] = (dims, predicted)
+    metrics["predicted_speed"].attrs.update(
+        {
+            "units": "cell / time",
+            "long_name": "phase speed of the linearised network at the dominant wave vector",
+        }
+    )
+    metrics.attrs["store"] = str(store)
+    out = Path(args.out) if args.out else store.with_name(f"{store.stem}-analysis")
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "sweep_metrics.nc"
+    with atomic_target(target) as tmp:
+        metrics.to_netcdf(tmp, engine="h5netcdf")
+    figures = write_phase_diagrams(metrics, out, predicted=metrics["predicted_speed"])
+    table = metrics[["speed", "dominant_phase_speed", "predicted_speed", "wavelength"]]
+    frame = table.to_dataframe() if hasattr(table, "to_dataframe") else table
+    if args.json:
+        print(json.dumps(json.loads(frame.reset_index().to_json(orient="records")), indent=2))
+    else:
+        print(frame.to_string(float_format=lambda v: f"{v:.4g}"))
+    done = int(np.isfinite(metrics["speed"].values).sum())
+    print(
+        f"analysed {done} of {metrics['speed'].size} points → {target}, "
+        + ", ".join(str(p) for p in figures)
+    )
     return 0
 
 
@@ -134,6 +189,103 @@ def _cmd_data(args: argparse.Namespace) -> int:
     path = fetch_mnist(args.cache_dir)
     print(f"MNIST ready at {path}")
     return 0
+
+
+# --------------------------------------------------------------------------------------
+# oscsim sweep (docs/guide/sweeps.md)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from oscsim.errors import OscsimInputError
+    from oscsim.sweep import (
+        check_resources,
+        load_sweep,
+        local_cluster,
+        pending_points,
+        run_sweep,
+        worker_memory_limit,
+    )
+
+    out = Path(args.out)
+    if out.suffix != ".zarr":
+        raise OscsimInputError(f"--out {str(out)!r} must end in .zarr (one zarr store)")
+    if args.workers is not None and args.workers < 1:
+        raise OscsimInputError(f"--workers must be >= 1, got {args.workers}")
+    if args.workers is not None and args.scheduler:
+        raise OscsimInputError("--workers starts a local cluster; leave it out with --scheduler")
+    sweep = load_sweep(args.config, args.grid or [], args.set or [])
+    pending = pending_points(sweep, out, resume=args.resume)
+    if not pending:
+        print(f"{out}: all {sweep.n_points} points are done; nothing to compute")
+        return 0
+    from distributed import Client
+
+    if args.scheduler:
+        client = Client(args.scheduler)
+        cluster = None
+        torch_threads = 1
+        check_resources(sweep, out, worker_memory=worker_memory_limit(client), pending=len(pending))
+    else:
+        from distributed.system import MEMORY_LIMIT
+
+        workers = args.workers or min(os.cpu_count() or 1, len(pending))
+        check_resources(sweep, out, worker_memory=MEMORY_LIMIT // workers, pending=len(pending))
+        cluster, torch_threads = local_cluster(workers)
+        client = Client(cluster)
+    try:
+        print(
+            f"oscsim sweep: {len(pending)} of {sweep.n_points} points over "
+            f"{', '.join(f'{d}={n}' for d, n in zip(sweep.dims, sweep.shape, strict=True))} "
+            f"on {len(client.scheduler_info().get('workers', {}))} worker(s) → {out}",
+            flush=True,
+        )
+        result = run_sweep(
+            sweep,
+            out,
+            client,
+            pending=pending,
+            torch_threads=torch_threads,
+            progress=not args.no_progress,
+        )
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    print(
+        f"wrote {out}: {result.computed} computed, {result.skipped} already done, "
+        f"{len(result.failed)} failed in {result.seconds:.1f} s"
+    )
+    for point, error in sorted(result.failed.items()):
+        print(f"  point {point} ({sweep.index(point)}): {error}", file=sys.stderr)
+    return EXIT_FAILURE if result.failed else 0
+
+
+def _add_sweep_parser(sub: Any) -> None:
+    sweep = sub.add_parser(
+        "sweep", help="simulate every point of a parameter grid on Dask into one zarr store"
+    )
+    sweep.add_argument("config", help="TOML configuration: the base every point starts from")
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        metavar="KEY=VALUES",
+        help="a swept key: KEY=V1,V2,... or KEY=START:STOP:NUM (repeat for a product grid)",
+    )
+    sweep.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override the base, as for simulate"
+    )
+    sweep.add_argument("--out", required=True, help="the zarr store (.zarr)")
+    sweep.add_argument(
+        "--workers", type=int, default=None, help="local cluster size (default: one per core)"
+    )
+    sweep.add_argument(
+        "--scheduler", default=None, help="address of a running Dask scheduler instead"
+    )
+    sweep.add_argument(
+        "--resume", action="store_true", help="compute only the points not yet done in --out"
+    )
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.set_defaults(handler=_cmd_sweep)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-dir", default=None, help="where to keep it (default ~/.cache/oscsim)"
     )
     data.set_defaults(handler=_cmd_data)
+    _add_sweep_parser(sub)
     return parser
 
 
@@ -283,6 +436,15 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="MAX",
         help="rescale each gradient to a 2-norm of at most MAX (default: no clipping)",
+    )
+    # data-parallel training on N processes (docs/guide/sweeps.md)
+    parser.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train on N processes with DistributedDataParallel (gloo on CPU, nccl on CUDA); "
+        "under torchrun leave it out",
     )
 
 
