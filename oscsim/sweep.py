@@ -41,9 +41,9 @@ import numpy as np
 from oscsim.config import (
     SCHEMA,
     SimulationConfig,
-    _parse_value,
     apply_overrides,
     parse_config,
+    parse_value,
     read_toml,
 )
 from oscsim.errors import OscsimInputError
@@ -157,11 +157,11 @@ def parse_grid_option(option: str) -> tuple[str, tuple[Any, ...]]:
             )
         values = [_integral(key, v) for v in np.linspace(start, stop, num).tolist()]
     else:
-        listed = _parse_value(f"[{text}]")
+        listed = parse_value(f"[{text}]")
         if isinstance(listed, list):
             values = listed
         else:  # bare words such as rk4,euler are not TOML; take them one by one
-            values = [_parse_value(part.strip()) for part in text.split(",")]
+            values = [parse_value(part.strip()) for part in text.split(",")]
         if any(v == "" for v in values):
             raise OscsimInputError(f"--grid {option!r}: an empty value in the list")
     if not values:

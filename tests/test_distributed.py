@@ -34,7 +34,7 @@ RUNS: dict[str, dict[str, Any]] = {
         lr=0.02,
         seq_len=30,
         limit_eval=16,
-        model_options={"grid": [6, 6]},
+        model_options={"hidden": 36},
     ),
     "adjoint": dict(
         task="mass_spring",
@@ -135,7 +135,7 @@ def test_two_process_step_equals_one_process_step_on_the_union_batch(kind, group
 def test_only_rank_zero_writes_and_resume_is_exact(group_results):
     for name in ("straight", "resumed"):
         files = sorted(p.name for p in (group_results / name).iterdir())
-        assert files == ["best.pt", "last.pt", "metrics.csv", "metrics.json"]
+        assert files == ["best.safetensors", "last.safetensors", "metrics.csv", "metrics.json"]
     straight = np.load(group_results / "straight-rank0.npz")
     for rank in (0, 1):
         resumed = np.load(group_results / f"resumed-rank{rank}.npz")

@@ -100,7 +100,7 @@ def test_failed_point_is_recorded_and_the_others_finish(tmp_path, client):
     assert result.computed == 1 and list(result.failed) == [1]
     assert read_status(out).tolist() == [DONE, FAILED]
     errors = json.loads(_open(out).attrs["point_errors"])
-    assert "no trajectory at" in errors["1"] and "gone.nc" in errors["1"]
+    assert "does not exist" in errors["1"] and "gone.nc" in errors["1"]
     assert np.isfinite(_open(out)["position"].isel(path=0).values).all()
     assert np.isnan(_open(out)["position"].isel(path=1).values).all()
     # resume wants exactly the failed point again
