@@ -262,10 +262,10 @@ class AutoregressiveForecaster(OscillatorForecaster):
     feedback
         ``"none"``: no input after the observed frames; ``"prediction"``: the encoding of the
         model's own last prediction drives the next step (closed loop).
-    features, width, decoder_output
-        Encoder/decoder sizes and the decoder's output (`ConvEncoder`, `ConvDecoder`).
-    seed
-        Seed of the coupling kernels.
+    **shared
+        ``features``, ``width``, ``decoder_output`` (encoder/decoder sizes and the decoder's
+        output, `ConvEncoder`, `ConvDecoder`) and ``seed`` (of the coupling kernels), as
+        `OscillatorForecaster` takes them.
 
     Notes
     -----
@@ -354,7 +354,7 @@ class LatentODEForecaster(OscillatorForecaster):
 
     Parameters
     ----------
-    frame_shape, core, observed, features, width, decoder_output, seed
+    frame_shape, core, observed
         As `AutoregressiveForecaster`.
     hidden_size
         Hidden units of the GRU that reads the encoded observed frames (last to first, so
@@ -368,6 +368,9 @@ class LatentODEForecaster(OscillatorForecaster):
         memory of about √N states instead of N steps (docs/gradients.md).
     rtol, atol
         Tolerances of adaptive methods.
+
+    **shared
+        ``features``, ``width``, ``decoder_output`` and ``seed``, as `AutoregressiveForecaster`.
 
     Notes
     -----
