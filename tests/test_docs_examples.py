@@ -179,13 +179,18 @@ def test_page_examples_run(
 
 #: Modules whose docstrings hold ``>>>`` examples (all are imported and run).
 DOCTEST_MODULES = (
+    "oscsim.config",
+    "oscsim.errors",
     "oscsim.network",
-    "oscsim.fused",
+    "oscsim.solvers.imex",
+    "oscsim.solvers.imex_field",
     "oscsim.reference._solve",
     "oscsim.analysis.fields",
+    "oscsim.analysis.published",
     "oscsim.analysis.report",
     "oscsim.models.data.hamiltonian",
     "oscsim.models.data.sequences",
+    "oscsim.models.data.text_image",
 )
 
 
