@@ -10,6 +10,7 @@ import torch
 from oscsim.models.icar import (
     ICAR_MODELS,
     ICARForecaster,
+    ICARLSTMForecaster,
     OscillatorCore,
     build_icar,
     icar_config,
@@ -21,7 +22,9 @@ from oscsim.errors import OscsimInputError
 OSCILLATOR_MODELS = ("icar_nwm2d", "icar_nwm1d", "icar_cornn")
 
 
-def _small(name: str, dtype: torch.dtype = torch.float64, seed: int = 0) -> torch.nn.Module:
+def _small(
+    name: str, dtype: torch.dtype = torch.float64, seed: int = 0
+) -> ICARForecaster | ICARLSTMForecaster:
     # Four GRU frames instead of 31 keep the windows short; nothing else depends on it.
     return build_icar(name, preset="cpu", observed=4, seed=seed).to(dtype)
 
