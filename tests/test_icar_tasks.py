@@ -156,3 +156,12 @@ def test_oscsim_train_icar_at_a_tiny_budget(
     bad = ["train", "mass_spring", "--model", model, "--set", "colour=2", "--out", str(out)]
     assert main(bad) == 2
     assert "unknown option(s) ['colour'] for an ICAR model" in capsys.readouterr().err
+    # Both protocols on the checkpoint (2 trajectories of 12 frames, counted from frame 6).
+    scored = data_dir / "scored"
+    short = ["--batches", "1", "--batch-size", "2", "--length", "12", "--start", "6"]
+    experiment = ["experiment", "icar_vpt", str(out / "best.pt"), "--out", str(scored), *short]
+    assert main(experiment) == 0
+    result = json.loads((scored / f"mass_spring-{model}-s0.json").read_text())
+    assert len(result["paper_vpt_per_trajectory"]) == 2 and result["step"] == 3
+    assert result["published_vpt"] is not None
+    assert (scored / "table.md").exists() and (scored / "mass_spring_errors.png").exists()
