@@ -141,3 +141,11 @@ def test_names_and_options_are_checked() -> None:
         model.teacher_forced(_frames(1, 4, torch.float64))
     with pytest.raises(OscsimInputError, match="frames must have shape"):
         model.teacher_forced(torch.zeros(1, 8, 1, 32, 32, dtype=torch.float64))
+
+
+def test_benchmark_row_compares_equal_losses() -> None:
+    from oscsim.benchmarks.bench_icar import time_training_step
+
+    result = time_training_step("nwm1d", preset="cpu", batch=2, window=33, repeats=1)
+    assert result["loss_relative_difference"] < 1e-5  # float32 rounding, as above
+    assert result["ours_s"] > 0 and result["baseline_s"] > 0
