@@ -195,6 +195,13 @@ def _init_dense_layers(module: nn.Module) -> None:
                 nn.init.zeros_(layer.bias)
 
 
+def _channels_last(module: nn.Module) -> None:
+    """Store every convolution weight of ``module`` in channels-last layout."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d):
+            layer.weight.data = layer.weight.data.contiguous(memory_format=torch.channels_last)
+
+
 def _check_frame_shape(frame_shape: Sequence[int]) -> tuple[int, int, int]:
     shape = tuple(int(s) for s in frame_shape)
     if len(shape) != 3 or shape[1] != shape[2] or shape[1] % 8 or shape[1] < 8 or shape[0] < 1:
@@ -235,7 +242,7 @@ class ICAREncoder(nn.Module):
         _init_dense_layers(self)
         # Channels-last convolution weights make oneDNN run the whole stack without layout
         # conversions: a training step of the cpu preset in about half the time.
-        self.convs.to(memory_format=torch.channels_last)
+        _channels_last(self.convs)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.project(self.convs(frames).flatten(1))
@@ -281,7 +288,7 @@ class ICARDecoder(nn.Module):
         layers.append(nn.Conv2d(width, channels, 3, padding=1))
         self.convs = nn.Sequential(*layers)
         _init_dense_layers(self)
-        self.convs.to(memory_format=torch.channels_last)  # as the encoder's
+        _channels_last(self.convs)  # as the encoder's
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         count = latent.shape[0]
@@ -560,6 +567,19 @@ class ICARForecaster(_ICARBase):
         on the model's own last prediction is encoded and drives the next step. Only the
         first ``observed`` frames of ``frames`` are read; ``T`` sets the length.
         """
+        return self.forecast_states(frames, observed)[0]
+
+    def forecast_states(
+        self, frames: torch.Tensor, observed: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`forecast` with the latent states behind it (for wave figures and movies).
+
+        Returns
+        -------
+        predictions, positions, velocities
+            ``(B, T−1, C, R, R)`` and ``(T−1, B, 1, H, W)`` twice: the state after reading
+            frame (or prediction) ``k`` is behind the prediction of frame ``k + 1``.
+        """
         observed = self.observed if observed is None else observed
         if observed < self.observed:
             raise OscsimInputError(
@@ -575,6 +595,7 @@ class ICARForecaster(_ICARBase):
             drive.reshape(observed, batch, 1, *self.config.grid), position, velocity
         )
         outputs = [self.render(self._latent(positions, velocities).transpose(0, 1))]
+        position_list, velocity_list = [positions], [velocities]
         position, velocity = positions[-1], velocities[-1]
         last = outputs[0][:, -1]
         for _ in range(total - 1 - observed):
@@ -582,7 +603,9 @@ class ICARForecaster(_ICARBase):
             position, velocity = self.core.step(position, velocity, drive)
             last = self.decoder(self._latent(position, velocity))
             outputs.append(last.unsqueeze(1))
-        return torch.cat(outputs, dim=1)
+            position_list.append(position.unsqueeze(0))
+            velocity_list.append(velocity.unsqueeze(0))
+        return torch.cat(outputs, dim=1), torch.cat(position_list), torch.cat(velocity_list)
 
 
 class ICARLSTMForecaster(_ICARBase):

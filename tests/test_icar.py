@@ -149,3 +149,16 @@ def test_benchmark_row_compares_equal_losses() -> None:
     result = time_training_step("nwm1d", preset="cpu", batch=2, window=33, repeats=1)
     assert result["loss_relative_difference"] < 1e-5  # float32 rounding, as above
     assert result["ours_s"] > 0 and result["baseline_s"] > 0
+
+
+def test_forecast_states_are_the_teacher_forced_latents_while_data_is_read() -> None:
+    model = _small("icar_cornn")
+    assert isinstance(model, ICARForecaster)
+    frames = _frames(2, 9, torch.float64)
+    with torch.no_grad():
+        predictions, positions, velocities = model.forecast_states(frames)
+        teacher_positions, _ = model.latents(frames)
+    observed = model.observed
+    assert positions.shape == velocities.shape == (8, 2, 1, 12, 12)
+    torch.testing.assert_close(positions[:observed], teacher_positions[:observed])
+    torch.testing.assert_close(predictions, model.forecast(frames), rtol=0, atol=0)
