@@ -29,7 +29,7 @@ normal noise of standard deviation ``1/√N``; the per-cell bias ``b`` starts at
 swish between them, zero initial state) between the same encoder and decoder.
 
 Training is teacher-forced one-step prediction (`ICARForecaster.teacher_forced`): the
-whole window is encoded in one batched call, ``V⋆u`` of every frame is one batched
+whole window is encoded in one batched call (on a CPU in cache-sized chunks), ``V⋆u`` of every frame is one batched
 convolution (``u`` is known under teacher forcing), the core runs through the fused
 ``imex`` kernel (`oscsim.fused.imex_sequence`) and the decoder renders every step in one
 batched call. `ICARForecaster.teacher_forced_loop` computes the same loss frame by frame
@@ -411,6 +411,8 @@ class _ICARBase(nn.Module, abc.ABC):
     """Encoder, decoder and the teacher-forced/closed-loop logic shared by both models."""
 
     core_name: str = ""
+    #: Rows per encoder/decoder call on a CPU (``None``: all at once); see ``_batched``.
+    cpu_frames_per_call: int | None = 64
 
     def __init__(self, config: ICARConfig, frame_shape: Sequence[int]) -> None:
         super().__init__()
@@ -439,17 +441,28 @@ class _ICARBase(nn.Module, abc.ABC):
                 f"frames need at least {minimum} time steps here, got {frames.shape[1]}"
             )
 
+    def _batched(self, module: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+        """``module`` over the rows of ``inputs``: one call on a GPU, cache-sized on a CPU.
+
+        On a CPU the activations of hundreds of frames at once do not stay in cache: calls
+        of `cpu_frames_per_call` rows made a paper-preset training step about 1.3× faster
+        than one call on the development machine. The values are the same.
+        """
+        chunk = self.cpu_frames_per_call
+        if inputs.device.type != "cpu" or chunk is None or inputs.shape[0] <= chunk:
+            return module(inputs)
+        return torch.cat([module(part) for part in torch.split(inputs, chunk)])
+
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """``(B, T, C, R, R)`` frames → ``(B, T, N)`` fields, in one batched call."""
         batch, steps = frames.shape[:2]
-        return self.encoder(frames.reshape(batch * steps, *self.frame_shape)).reshape(
-            batch, steps, -1
-        )
+        flat = frames.reshape(batch * steps, *self.frame_shape)
+        return self._batched(self.encoder, flat).reshape(batch, steps, -1)
 
     def render(self, latents: torch.Tensor) -> torch.Tensor:
         """``(B, S, L)`` decoder inputs → ``(B, S, C, R, R)`` frames, in one batched call."""
         batch, steps = latents.shape[:2]
-        images = self.decoder(latents.reshape(batch * steps, -1))
+        images = self._batched(self.decoder, latents.reshape(batch * steps, -1))
         return images.reshape(batch, steps, *self.frame_shape)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:

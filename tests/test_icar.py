@@ -162,3 +162,13 @@ def test_forecast_states_are_the_teacher_forced_latents_while_data_is_read() -> 
     assert positions.shape == velocities.shape == (8, 2, 1, 12, 12)
     torch.testing.assert_close(positions[:observed], teacher_positions[:observed])
     torch.testing.assert_close(predictions, model.forecast(frames), rtol=0, atol=0)
+
+
+def test_cpu_chunks_give_the_values_of_one_call() -> None:
+    model = _small("icar_nwm2d")
+    frames = _frames(2, 8, torch.float64)
+    with torch.no_grad():
+        model.cpu_frames_per_call = None
+        whole = model.teacher_forced(frames)
+        model.cpu_frames_per_call = 3  # 14 rows in calls of 3, 3, 3, 3, 2
+        torch.testing.assert_close(model.teacher_forced(frames), whole, rtol=1e-13, atol=1e-15)
