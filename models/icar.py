@@ -29,14 +29,15 @@ normal noise of standard deviation ``1/√N``; the per-cell bias ``b`` starts at
 swish between them, zero initial state) between the same encoder and decoder.
 
 Training is teacher-forced one-step prediction (`ICARForecaster.teacher_forced`): the
-whole window is encoded in one batched call (on a CPU in cache-sized chunks), ``V⋆u`` of every frame is one batched
-convolution (``u`` is known under teacher forcing), the core runs through the fused
-``imex`` kernel (`oscsim.fused.imex_sequence`) and the decoder renders every step in one
-batched call. `ICARForecaster.teacher_forced_loop` computes the same loss frame by frame
-(the reference it is tested and benchmarked against). At test time the model is
-teacher-forced over the first ``observed`` frames and then runs closed loop: decode,
-re-encode, step (`ICARForecaster.forecast`). ``forward`` is the first in training mode
-and the second in evaluation mode, as the published training and test code.
+whole window is encoded in one batched call (on a CPU in cache-sized chunks), ``V⋆u`` of
+every frame is one batched convolution (``u`` is known under teacher forcing), the core
+runs through the fused ``imex`` kernel (`oscsim.fused.imex_sequence`) and the decoder
+renders every step in one batched call. `ICARForecaster.teacher_forced_loop` computes
+the same loss frame by frame (the reference it is tested and benchmarked against). At
+test time the model is teacher-forced over the first ``observed`` frames and then runs
+closed loop: decode, re-encode, step (`ICARForecaster.forecast`). ``forward`` is the
+first in training mode and the second in evaluation mode, as the published training and
+test code.
 
 Layer widths come from an `ICARConfig`; `ICAR_PRESETS` holds ``paper`` (the published
 sizes) and ``cpu`` (small enough to train on a laptop).
