@@ -186,6 +186,7 @@ DOCTEST_MODULES = (
     "oscsim.analysis.report",
     "oscsim.models.data.hamiltonian",
     "oscsim.models.data.sequences",
+    "oscsim.models.vpt",
 )
 
 
