@@ -24,6 +24,7 @@ BENCHMARKS: tuple[str, ...] = (
     "adjoint",
     "sweep",
     "distributed",
+    "icar",
 )
 
 ROW_KEYS = ("benchmark", "case", "ours_s", "baseline", "baseline_s", "ratio", "note")

@@ -44,6 +44,7 @@ DECODER_OUTPUTS = ("sigmoid", "linear")
 FORECAST_MODELS: dict[str, dict[str, str]] = {
     name: {"family": dict(entry.settings)["kind"], "coupling": dict(entry.settings)["coupling"]}
     for name, entry in registry_models("forecast").items()
+    if dict(entry.settings)["kind"] != "icar"  # the paper's forecaster: `oscsim.models.icar`
 }
 """Model names of the forecasting tasks → family and oscillator coupling."""
 

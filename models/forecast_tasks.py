@@ -367,6 +367,12 @@ def build_forecast_run(
     ``task_state`` from a checkpoint wins over the task options, so a resumed or evaluated
     run sees the same data.
     """
+    from oscsim.models.icar import ICAR_MODELS
+
+    if run.model in ICAR_MODELS:  # the paper's forecaster has its own task (teacher forcing)
+        from oscsim.models.icar_tasks import build_icar_run
+
+        return build_icar_run(run, task_state)
     options = dict(run.model_options)
     task_options = {key: options.pop(key) for key in TASK_OPTIONS if key in options}
     if task_state:

@@ -106,6 +106,31 @@ _MODELS = (
         (("kind", "latent_ode"), ("coupling", "global")),
     ),
     ModelEntry("lstm", "forecast", "LSTM forecaster", (("kind", "lstm"), ("coupling", "none"))),
+    # The paper's forecaster (Hamiltonian suite only; `oscsim.models.icar`).
+    ModelEntry(
+        "icar_nwm2d",
+        "forecast",
+        "the paper's ICAR forecaster, NWM-2D core (23×23 torus)",
+        (("kind", "icar"), ("coupling", "local")),
+    ),
+    ModelEntry(
+        "icar_nwm1d",
+        "forecast",
+        "the paper's ICAR forecaster, NWM-1D core (23 rings of 23)",
+        (("kind", "icar"), ("coupling", "local")),
+    ),
+    ModelEntry(
+        "icar_cornn",
+        "forecast",
+        "the paper's ICAR forecaster, coRNN core (global coupling)",
+        (("kind", "icar"), ("coupling", "global")),
+    ),
+    ModelEntry(
+        "icar_lstm",
+        "forecast",
+        "the ICAR forecaster's 5-layer autoregressive LSTM baseline",
+        (("kind", "icar"), ("coupling", "none")),
+    ),
 )
 
 _TASKS = (

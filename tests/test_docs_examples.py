@@ -191,6 +191,7 @@ DOCTEST_MODULES = (
     "oscsim.models.data.hamiltonian",
     "oscsim.models.data.sequences",
     "oscsim.models.data.text_image",
+    "oscsim.models.vpt",
 )
 
 
