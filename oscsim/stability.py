@@ -144,10 +144,41 @@ def _symbols(kernel: np.ndarray | None, grid: tuple[int, ...], channels: int) ->
     return np.moveaxis(symbol.reshape(channels, channels, modes), -1, 0)
 
 
-def mode_matrices(params: NetworkParameters) -> np.ndarray:
-    """``A(k)`` of every Fourier mode, ``(M, 2C, 2C)`` (see `oscsim.linear.mode_matrix`)."""
+#: Largest state (channels × cells) whose ``global`` coupling is estimated: one dense
+#: eigenvalue problem of twice this size (about a second at 1024, growing as its cube).
+GLOBAL_ESTIMATE_CELLS = 1024
+
+
+def _global_matrix(params: NetworkParameters) -> np.ndarray:
+    """The whole linearised system ``(1, 2CN, 2CN)`` of a ``global`` network.
+
+    A dense coupling has no Fourier modes: ``d/dt (y, z) = A (y, z)`` with
+    ``A = [[0, I], [g·W_y − γ, g·W_z − ε]]`` over the state flattened in (channel, cell)
+    order, ``g`` the activation's slope at the bias per channel (as for the modes).
+    """
     from oscsim.linear import _gain
 
+    cells = int(np.prod(params.grid))
+    n = params.channels * cells
+    per_row = np.repeat(_gain(params), cells)[:, None]
+    gamma = np.repeat(np.asarray(params.gamma, dtype=float), cells)
+    epsilon = np.repeat(np.asarray(params.epsilon, dtype=float), cells)
+    a = np.zeros((1, 2 * n, 2 * n), dtype=np.complex128)
+    a[0, :n, n:] = np.eye(n)
+    a[0, n:, :n] = per_row * np.asarray(params.kernel_position, dtype=float) - np.diag(gamma)
+    a[0, n:, n:] = per_row * np.asarray(params.kernel_velocity, dtype=float) - np.diag(epsilon)
+    return a
+
+
+def mode_matrices(params: NetworkParameters) -> np.ndarray:
+    """``A(k)`` of every Fourier mode, ``(M, 2C, 2C)`` (see `oscsim.linear.mode_matrix`).
+
+    For ``global`` coupling, the one matrix of the whole system, ``(1, 2CN, 2CN)``.
+    """
+    from oscsim.linear import _gain
+
+    if params.coupling == "global":
+        return _global_matrix(params)
     c, grid = params.channels, tuple(params.grid)
     gain = _gain(params)[None, :, None]
     if params.coupling == "none":
@@ -206,7 +237,9 @@ def check_step_stability(
     Parameters
     ----------
     params
-        The network (``local`` or ``none`` coupling are estimated; others pass).
+        The network (``local`` and ``none`` coupling are estimated mode by mode, ``global``
+        as one dense system up to `GLOBAL_ESTIMATE_CELLS` channels × cells; others, and
+        larger global networks, pass and rely on the run-time bound).
     method, dt
         A fixed-step method (``euler``, ``midpoint``, ``heun2``, ``heun3``, ``rk4``,
         ``imex``; others pass) and its step.
@@ -232,7 +265,12 @@ def check_step_stability(
     OscsimWarning
         If the predicted spurious growth exceeds `WARN_GROWTH`.
     """
-    if method not in ESTIMATED_METHODS or params.coupling not in ("local", "none"):
+    if method not in ESTIMATED_METHODS or params.coupling not in ("local", "none", "global"):
+        return None
+    if (
+        params.coupling == "global"
+        and params.channels * int(np.prod(params.grid)) > GLOBAL_ESTIMATE_CELLS
+    ):
         return None
     a = mode_matrices(params)
     excess = _log_excess(method, a, dt, t_end)

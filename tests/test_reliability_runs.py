@@ -27,6 +27,7 @@ from oscsim import (
     IntegrationError,
     NetworkParameters,
     OscillatorNetwork,
+    OscsimInputError,
     OscsimWarning,
     integrate,
 )
@@ -385,6 +386,43 @@ def test_amplification_matches_one_step_of_the_method(method: str) -> None:
             # The mode stays a mode: its coefficients are the column of R.
             np.testing.assert_allclose(y1, r[m, 0, part] * wave, atol=1e-12)
             np.testing.assert_allclose(z1, r[m, 1, part] * wave, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["euler", "rk4", "imex"])
+def test_global_coupling_is_estimated_like_the_same_local_network(method: str) -> None:
+    """A dense matrix that is the circulant of a local kernel is the same network: its one
+    dense eigenvalue problem must predict the growth the Fourier modes predict."""
+    kernel = np.array([[[1.0, -2.5, 1.0]]]) * 40.0
+    local = NetworkParameters.random(
+        [12],
+        coupling="local",
+        gamma=0.5,
+        epsilon=0.05,
+        activation="identity",
+        kernel_position=kernel,
+        kernel_velocity=np.zeros((1, 1, 3)),
+    )
+    circulant = np.zeros((12, 12))
+    for cell in range(12):
+        for offset, weight in zip((-1, 0, 1), kernel.ravel(), strict=True):
+            circulant[cell, (cell + offset) % 12] += weight
+    dense = NetworkParameters.random(
+        [12],
+        coupling="global",
+        gamma=0.5,
+        epsilon=0.05,
+        activation="identity",
+        kernel_position=circulant,
+        kernel_velocity=np.zeros((12, 12)),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OscsimWarning)  # near the limit: the value matters
+        expected = check_step_stability(local, method, 0.02, 2.0, max_state=1e300)
+        got = check_step_stability(dense, method, 0.02, 2.0, max_state=1e300)
+    assert expected is not None and got is not None
+    assert got == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(OscsimInputError, match="outside the stability region"):
+        check_step_stability(dense, method, 0.5, 50.0)  # |s|·dt ≈ 6.7: outside all three
 
 
 def test_a_stable_step_is_accepted_silently() -> None:
