@@ -13,7 +13,9 @@ import xarray as xr
 from oscsim.analysis import _engine as E
 from oscsim.analysis._errors import AnalysisInputError
 from oscsim.analysis._validate import (
+    Band,
     SignalInfo,
+    Window,
     constant_message,
     inspect_signal,
     is_constant,
@@ -137,11 +139,11 @@ def _dask_spectrum_bins(arr: Any, info: SignalInfo, opts: E.Options, bins: list[
 def analyse(
     data: xr.DataArray,
     *,
-    band: tuple[float, float] | None = None,
+    band: Band = None,
+    estimator: str = "window",
+    local_window: Window = None,
     window: int | None = None,
     seed: int = 0,
-    estimator: str = "window",
-    local_window: int | tuple[int, int] | None = None,
 ) -> Analysis:
     """One fused pass over `data` and every reduction of the wave report."""
     info = inspect_signal(data, window=window, band=band)
