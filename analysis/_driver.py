@@ -84,14 +84,13 @@ def _dask_pass(arr: Any, info: SignalInfo, opts: E.Options) -> tuple[E.Partial, 
     offsets = _offsets(arr.chunks)
     parts = []
     for index in itertools.product(*(range(n) for n in blocks.shape)):
-        lead_off = tuple(int(offsets[a][index[a]]) for a in range(n_lead))
         sp = [int(offsets[a][index[a]]) for a in space_axes]
         space_off = (sp[0], sp[1]) if info.ndim == 2 else (0, sp[0])
         parts.append(
             dask.delayed(E.block_pass)(
                 blocks[index],
                 n_lead=n_lead,
-                lead_offset=lead_off,
+                lead_offset=tuple(int(offsets[a][index[a]]) for a in range(n_lead)),
                 space_offset=space_off,
                 periodic=False,
                 opts=opts,
@@ -211,10 +210,10 @@ def analyse(
         pgd_threshold=pgd_thr,
         wavelength_threshold=wl_thr,
         null_points=n_null,
+        points=part.points,
         percent_waves=waves,
         percent_long_waves=long_waves,
         mode=mode,
-        points=part.points,
     )
 
 
