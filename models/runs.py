@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -84,7 +83,9 @@ def build_run(run: RunConfig, task_state: dict[str, Any] | None = None) -> tuple
     return builder(run, task_state)
 
 
-def model_from_checkpoint(path: str | Path) -> tuple[RunConfig, Task, nn.Module, dict[str, Any]]:
+def model_from_checkpoint(
+    path: str | os.PathLike[str],
+) -> tuple[RunConfig, Task, nn.Module, dict[str, Any]]:
     """The run, task and trained model of a checkpoint written by the trainer.
 
     Returns
