@@ -13,7 +13,9 @@ import xarray as xr
 from oscsim.analysis import _engine as E
 from oscsim.analysis._errors import AnalysisInputError
 from oscsim.analysis._validate import (
+    Band,
     SignalInfo,
+    Window,
     constant_message,
     inspect_signal,
     is_constant,
@@ -82,14 +84,13 @@ def _dask_pass(arr: Any, info: SignalInfo, opts: E.Options) -> tuple[E.Partial, 
     offsets = _offsets(arr.chunks)
     parts = []
     for index in itertools.product(*(range(n) for n in blocks.shape)):
-        lead_off = tuple(int(offsets[a][index[a]]) for a in range(n_lead))
         sp = [int(offsets[a][index[a]]) for a in space_axes]
         space_off = (sp[0], sp[1]) if info.ndim == 2 else (0, sp[0])
         parts.append(
             dask.delayed(E.block_pass)(
                 blocks[index],
                 n_lead=n_lead,
-                lead_offset=lead_off,
+                lead_offset=tuple(int(offsets[a][index[a]]) for a in range(n_lead)),
                 space_offset=space_off,
                 periodic=False,
                 opts=opts,
@@ -137,11 +138,11 @@ def _dask_spectrum_bins(arr: Any, info: SignalInfo, opts: E.Options, bins: list[
 def analyse(
     data: xr.DataArray,
     *,
-    band: tuple[float, float] | None = None,
+    band: Band = None,
+    estimator: str = "window",
+    local_window: Window = None,
     window: int | None = None,
     seed: int = 0,
-    estimator: str = "window",
-    local_window: int | tuple[int, int] | None = None,
 ) -> Analysis:
     """One fused pass over `data` and every reduction of the wave report."""
     info = inspect_signal(data, window=window, band=band)
@@ -209,10 +210,10 @@ def analyse(
         pgd_threshold=pgd_thr,
         wavelength_threshold=wl_thr,
         null_points=n_null,
+        points=part.points,
         percent_waves=waves,
         percent_long_waves=long_waves,
         mode=mode,
-        points=part.points,
     )
 
 

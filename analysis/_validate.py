@@ -14,6 +14,11 @@ import xarray as xr
 from oscsim.analysis._errors import AnalysisInputError
 
 TIME = "time"
+
+#: A band ``(low, high)`` in cycles per time unit, or None for no band-pass.
+Band = tuple[float, float] | None
+#: ``(frames, cells)`` of the window estimator, an int for both, or None for the default.
+Window = int | tuple[int, int] | None
 #: The minimum number of frames: the wrapped time differences and the Hilbert transform
 #: need a few samples to mean anything.
 MIN_FRAMES = 8

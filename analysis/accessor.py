@@ -10,9 +10,7 @@ from typing import Any
 
 import xarray as xr
 from oscsim.analysis import fields, published, report, spectrum, statistics
-
-Band = tuple[float, float] | None
-Window = int | tuple[int, int] | None
+from oscsim.analysis._validate import Band, Window
 
 
 @xr.register_dataarray_accessor("waves")

@@ -25,7 +25,9 @@ from oscsim.analysis import _kernels as K
 from oscsim.analysis._errors import AnalysisInputError
 from oscsim.analysis._validate import (
     TIME,
+    Band,
     SignalInfo,
+    Window,
     check_not_constant,
     inspect_signal,
     is_dask,
@@ -257,6 +259,37 @@ def _estimator(info: SignalInfo, estimator: str, local_window: Any) -> Estimator
     return resolve_estimator(estimator, local_window, info.grid)
 
 
+def _prepare(
+    data: xr.DataArray, band: Band, estimator: str, local_window: Window
+) -> tuple[SignalInfo, xr.DataArray, Estimator, Any]:
+    """Checked signal info, the arranged signal, the resolved estimator and the analytic signal."""
+    info, arr = _setup(data, band=band)
+    est = _estimator(info, estimator, local_window)
+    return info, arr, est, _analytic(info, arr, band)
+
+
+def _components(
+    prefix: str,
+    long_name: str,
+    units: str,
+    comps: list[Any],
+    info: SignalInfo,
+    arr: xr.DataArray,
+    data: xr.DataArray,
+    attrs: dict[str, Any] | None = None,
+) -> xr.Dataset:
+    """One variable ``{prefix}_{axis}`` per grid axis, in the dims of `data`."""
+    return xr.Dataset(
+        {
+            f"{prefix}_{d}": _like(
+                c, arr, data, f"{prefix}_{d}", {"long_name": f"{long_name}, {d}", "units": units}
+            )
+            for d, c in zip(info.space, comps, strict=False)
+        },
+        attrs=attrs,
+    )
+
+
 def _omega(info: SignalInfo, a: Any, est: Estimator = ("one_sample", (1, 1))) -> Any:
     t_axis = len(info.lead)
     name, (frames, cells) = est
@@ -299,11 +332,7 @@ def _k(info: SignalInfo, a: Any, est: Estimator = ("one_sample", (1, 1))) -> lis
 
 
 def instantaneous_frequency(
-    data: xr.DataArray,
-    *,
-    band: tuple[float, float] | None = None,
-    estimator: str = "window",
-    local_window: int | tuple[int, int] | None = None,
+    data: xr.DataArray, *, band: Band = None, estimator: str = "window", local_window: Window = None
 ) -> xr.DataArray:
     """Angular frequency ``ω = ∂θ/∂t`` in rad per time unit.
 
@@ -334,9 +363,8 @@ def instantaneous_frequency(
     AnalysisInputError
         As `analytic_signal`, and for an unknown estimator or a bad window.
     """
-    info, arr = _setup(data, band=band)
-    est = _estimator(info, estimator, local_window)
-    values = _omega(info, _analytic(info, arr, band), est)
+    info, arr, est, a = _prepare(data, band, estimator, local_window)
+    values = _omega(info, a, est)
     attrs = {
         "long_name": "angular frequency",
         "units": _units(info)["omega"],
@@ -347,11 +375,7 @@ def instantaneous_frequency(
 
 
 def wave_vector(
-    data: xr.DataArray,
-    *,
-    band: tuple[float, float] | None = None,
-    estimator: str = "window",
-    local_window: int | tuple[int, int] | None = None,
+    data: xr.DataArray, *, band: Band = None, estimator: str = "window", local_window: Window = None
 ) -> xr.Dataset:
     """Wave vector ``k = −∇θ`` in rad per cell.
 
@@ -362,44 +386,26 @@ def wave_vector(
 
     Parameters
     ----------
-    data, band
-        As for `analytic_signal`.
-    estimator
-        ``"window"`` (default): the angle of the amplitude-weighted sum of phase steps over
-        a window of ``local_window`` around each point — for ω the steps
-        ``a(t+1)·conj(a(t−1))`` (two frames, so that white noise adds no bias; valid below
-        half the Nyquist frequency), for k the steps ``a(x+1)·conj(a(x))`` along each grid
-        axis. ``"one_sample"``: the phase differenced over one neighbour on each side, exact
-        for clean waves up to the Nyquist frequency (and |k| < π/2), but noisy.
-    local_window
-        ``(frames, cells)`` of the window estimator, odd; an int means both; by default
-        ``(3, 5)``: 3 frames and 5 cells along each spatial axis (5 × 5 on a torus).
+    data, band, estimator, local_window
+        As for `instantaneous_frequency`.
 
     Returns
     -------
     xarray.Dataset
         ``k_x`` (and ``k_y`` on a torus), same dims as `data`.
     """
-    info, arr = _setup(data, band=band)
-    est = _estimator(info, estimator, local_window)
-    comps = _k(info, _analytic(info, arr, band), est)
-    units = _units(info)["k"]
-    return xr.Dataset(
-        {
-            f"k_{d}": _like(
-                c, arr, data, f"k_{d}", {"long_name": f"wave vector, {d}", "units": units}
-            )
-            for d, c in zip(info.space, comps, strict=False)
-        },
-        attrs={"estimator": est[0], "local_window": list(est[1])},
+    info, arr, est, a = _prepare(data, band, estimator, local_window)
+    attrs = {"estimator": est[0], "local_window": list(est[1])}
+    return _components(
+        "k", "wave vector", _units(info)["k"], _k(info, a, est), info, arr, data, attrs
     )
 
 
 def local_resultant_length(
     data: xr.DataArray,
     *,
-    band: tuple[float, float] | None = None,
-    local_window: int | tuple[int, int] | None = None,
+    band: Band = None,
+    local_window: Window = None,
 ) -> xr.Dataset:
     """How well the phase steps in each window agree: the uncertainty of the window estimator.
 
@@ -444,11 +450,7 @@ def _velocity(info: SignalInfo, a: Any, est: Estimator) -> list[Any]:
 
 
 def phase_velocity(
-    data: xr.DataArray,
-    *,
-    band: tuple[float, float] | None = None,
-    estimator: str = "window",
-    local_window: int | tuple[int, int] | None = None,
+    data: xr.DataArray, *, band: Band = None, estimator: str = "window", local_window: Window = None
 ) -> xr.Dataset:
     """Phase velocity ``v = ω·k / |k|²`` in cells per time unit.
 
@@ -459,34 +461,19 @@ def phase_velocity(
     xarray.Dataset
         ``v_x`` (and ``v_y`` on a torus); infinite where ``k = 0``.
     """
-    info, arr = _setup(data, band=band)
-    est = _estimator(info, estimator, local_window)
-    comps = _velocity(info, _analytic(info, arr, band), est)
+    info, arr, est, a = _prepare(data, band, estimator, local_window)
     units = _units(info)["velocity"]
-    return xr.Dataset(
-        {
-            f"v_{d}": _like(
-                c, arr, data, f"v_{d}", {"long_name": f"phase velocity, {d}", "units": units}
-            )
-            for d, c in zip(info.space, comps, strict=False)
-        }
-    )
+    return _components("v", "phase velocity", units, _velocity(info, a, est), info, arr, data)
 
 
 def wave_speed(
-    data: xr.DataArray,
-    *,
-    band: tuple[float, float] | None = None,
-    estimator: str = "window",
-    local_window: int | tuple[int, int] | None = None,
+    data: xr.DataArray, *, band: Band = None, estimator: str = "window", local_window: Window = None
 ) -> xr.DataArray:
     """Wave speed ``|v| = |ω| / |k|`` in cells per time unit (infinite where ``k = 0``).
 
     Parameters as `wave_vector`.
     """
-    info, arr = _setup(data, band=band)
-    est = _estimator(info, estimator, local_window)
-    a = _analytic(info, arr, band)
+    info, arr, est, a = _prepare(data, band, estimator, local_window)
     omega = _omega(info, a, est)
     knorm = sum(c * c for c in _k(info, a, est)) ** 0.5
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -496,19 +483,14 @@ def wave_speed(
 
 
 def wavelength(
-    data: xr.DataArray,
-    *,
-    band: tuple[float, float] | None = None,
-    estimator: str = "window",
-    local_window: int | tuple[int, int] | None = None,
+    data: xr.DataArray, *, band: Band = None, estimator: str = "window", local_window: Window = None
 ) -> xr.DataArray:
     """Wavelength ``2π / |k|`` in cells (infinite where ``k = 0``).
 
     Parameters as `wave_vector`.
     """
-    info, arr = _setup(data, band=band)
-    est = _estimator(info, estimator, local_window)
-    knorm = sum(c * c for c in _k(info, _analytic(info, arr, band), est)) ** 0.5
+    info, arr, est, a = _prepare(data, band, estimator, local_window)
+    knorm = sum(c * c for c in _k(info, a, est)) ** 0.5
     with np.errstate(divide="ignore"):
         values = (2 * math.pi) / knorm
     attrs = {"long_name": "wavelength", "units": _units(info)["length"]}
@@ -516,19 +498,14 @@ def wavelength(
 
 
 def direction(
-    data: xr.DataArray,
-    *,
-    band: tuple[float, float] | None = None,
-    estimator: str = "window",
-    local_window: int | tuple[int, int] | None = None,
+    data: xr.DataArray, *, band: Band = None, estimator: str = "window", local_window: Window = None
 ) -> xr.DataArray:
     """Direction of propagation ``atan2(v_y, v_x)`` in radians, from +x towards +y.
 
     On a ring it is 0 (towards +x) or π (towards −x). Parameters as `wave_vector`.
     """
-    info, arr = _setup(data, band=band)
-    est = _estimator(info, estimator, local_window)
-    comps = _velocity(info, _analytic(info, arr, band), est)
+    info, arr, est, a = _prepare(data, band, estimator, local_window)
+    comps = _velocity(info, a, est)
     vy = comps[0] if info.ndim == 2 else 0.0
     values = np.arctan2(vy, comps[-1])
     attrs = {"long_name": "direction of propagation", "units": "rad"}

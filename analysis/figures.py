@@ -97,6 +97,32 @@ def _shown_phase(field: xr.DataArray, band: tuple[float, float] | None) -> np.nd
     return _mask_quiet(np.asarray(fields.analytic_signal(field, band=band).values))
 
 
+def _show_signal(ax: Any, values: np.ndarray, lim: float, **extra: Any) -> Any:
+    """The signal as an image in the diverging map, symmetric about 0 up to ``±lim``."""
+    return ax.imshow(
+        values,
+        origin="lower",
+        cmap=SIGNAL_CMAP,
+        vmin=-lim,
+        vmax=lim,
+        interpolation="nearest",
+        **extra,
+    )
+
+
+def _show_phase(ax: Any, ph: np.ndarray, **extra: Any) -> Any:
+    """The phase as an image in the cyclic map over (−π, π]."""
+    return ax.imshow(
+        ph,
+        origin="lower",
+        cmap=_PHASE_SHOWN,
+        vmin=-math.pi,
+        vmax=math.pi,
+        interpolation="nearest",
+        **extra,
+    )
+
+
 def space_time(
     data: xr.DataArray, *, row: int | None = None, band: tuple[float, float] | None = None
 ) -> Figure:
@@ -119,28 +145,10 @@ def space_time(
     values = np.asarray(field.values, dtype=float)
     lim = _sym_limit(values)
     extent = (x[0] - 0.5, x[-1] + 0.5, t[0], t[-1])
-    im = axes[0].imshow(
-        values,
-        aspect="auto",
-        origin="lower",
-        extent=extent,
-        cmap=SIGNAL_CMAP,
-        vmin=-lim,
-        vmax=lim,
-        interpolation="nearest",
-    )
+    im = _show_signal(axes[0], values, lim, aspect="auto", extent=extent)
     fig.colorbar(im, ax=axes[0]).set_label(str(data.name or "signal"))
     axes[0].set_title(_title(f"{data.name or 'signal'}", label))
-    im = axes[1].imshow(
-        ph,
-        aspect="auto",
-        origin="lower",
-        extent=extent,
-        cmap=_PHASE_SHOWN,
-        vmin=-math.pi,
-        vmax=math.pi,
-        interpolation="nearest",
-    )
+    im = _show_phase(axes[1], ph, aspect="auto", extent=extent)
     _phase_colorbar(fig, im, axes[1])
     axes[1].set_title("instantaneous phase")
     for ax in axes:
@@ -182,22 +190,8 @@ def snapshots(data: xr.DataArray, *, n: int = 4, band: tuple[float, float] | Non
     fig = _figure(3.2 * len(idx) + 1.5, 6.4)
     axes = fig.subplots(2, len(idx), squeeze=False)
     for j, i in enumerate(idx):
-        im0 = axes[0, j].imshow(
-            values[i],
-            origin="lower",
-            cmap=SIGNAL_CMAP,
-            vmin=-lim,
-            vmax=lim,
-            interpolation="nearest",
-        )
-        im1 = axes[1, j].imshow(
-            ph[i],
-            origin="lower",
-            cmap=_PHASE_SHOWN,
-            vmin=-math.pi,
-            vmax=math.pi,
-            interpolation="nearest",
-        )
+        im0 = _show_signal(axes[0, j], values[i], lim)
+        im1 = _show_phase(axes[1, j], ph[i])
         axes[0, j].set_title(f"t = {t[i]:.3g} {tu}")
         axes[1, j].set_xlabel("x (cell)")
     axes[0, 0].set_ylabel("y (cell)")
@@ -229,30 +223,15 @@ def phase_map(
     ax = fig.subplots()
     if info.ndim == 1:
         t = _time_values(field)
-        im = ax.imshow(
-            ph,
-            aspect="auto",
-            origin="lower",
-            cmap=_PHASE_SHOWN,
-            vmin=-math.pi,
-            vmax=math.pi,
-            interpolation="nearest",
-            extent=(-0.5, field.sizes["x"] - 0.5, t[0], t[-1]),
-        )
+        extent = (-0.5, field.sizes["x"] - 0.5, t[0], t[-1])
+        im = _show_phase(ax, ph, aspect="auto", extent=extent)
         ax.set_xlabel("x (cell)")
         ax.set_ylabel(f"time ({tu})")
         ax.set_title(_title("phase map", label))
     else:
         i = _time_index(field, time)
         t = _time_values(field)
-        im = ax.imshow(
-            ph[i],
-            origin="lower",
-            cmap=_PHASE_SHOWN,
-            vmin=-math.pi,
-            vmax=math.pi,
-            interpolation="nearest",
-        )
+        im = _show_phase(ax, ph[i])
         ax.set_xlabel("x (cell)")
         ax.set_ylabel("y (cell)")
         ax.set_title(_title(f"phase at t = {t[i]:.3g} {tu}", label))

@@ -134,12 +134,7 @@ def wave_report(
     (5.1, 16.0)
     """
     result = analyse(
-        data,
-        band=band,
-        window=window,
-        seed=seed,
-        estimator=estimator,
-        local_window=local_window,
+        data, band=band, window=window, seed=seed, estimator=estimator, local_window=local_window
     )
     return report_from(result, band)
 
@@ -210,12 +205,7 @@ def analyze_dataset(
         raise AnalysisInputError(f"the dataset has no variable {var!r}; available: {available}")
     data = ds[var]
     report = wave_report(
-        data,
-        band=band,
-        window=window,
-        seed=seed,
-        estimator=estimator,
-        local_window=local_window,
+        data, band=band, window=window, seed=seed, estimator=estimator, local_window=local_window
     )
     if published:
         from oscsim.analysis.published import published_summary

@@ -7,10 +7,15 @@ ratio (``baseline_s / ours_s``: above 1 means we are faster).
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import platform
+import subprocess
+import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,6 +60,63 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             f"{_format_seconds(row.get('baseline_s'))} | {ratio_text} | {row.get('note', '')} |"
         )
     return "\n".join(lines)
+
+
+def script_main(description: str, run: Callable[..., list[dict[str, Any]]]) -> None:
+    """Command-line entry of a benchmark script: ``--quick``, ``--json``; print its rows.
+
+    Parameters
+    ----------
+    description
+        The ``--help`` line (the script's docstring summary).
+    run
+        The script's ``run(quick=...)``.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    rows = run(quick=args.quick)
+    print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+
+
+def run_worker(module: str, task: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """Run one measurement in a fresh interpreter: ``python -m oscsim.benchmarks.MODULE``.
+
+    The child gets ``--worker`` with `task` as JSON (see `serve_worker`) and runs from the
+    repository root, so that its peak memory and thread settings are its own.
+    """
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.run(
+        [sys.executable, "-m", f"oscsim.benchmarks.{module}", "--worker", json.dumps(task)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def worker_result(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """The JSON object a worker printed last."""
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def serve_worker(
+    worker: str | None, handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]]
+) -> bool:
+    """In a worker (``--worker TASK``): print the JSON result of TASK's ``kind`` handler.
+
+    Returns
+    -------
+    bool
+        Whether this process was a worker (so the caller returns at once).
+    """
+    if not worker:
+        return False
+    task = json.loads(worker)
+    print(json.dumps(handlers[task["kind"]](task)))
+    return True
 
 
 def run_benchmarks(

@@ -29,14 +29,13 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
-import sys
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
+from oscsim.benchmarks import format_table, run_worker, serve_worker, worker_result
 
 from oscsim.errors import OscsimWarning
 from oscsim.integration import integrate
@@ -139,17 +138,10 @@ def _gradient_worker(steps: int) -> dict[str, Any]:
 
 
 def _in_subprocess(task: dict[str, Any]) -> dict[str, Any]:
-    root = Path(__file__).resolve().parent.parent
-    proc = subprocess.run(
-        [sys.executable, "-m", "oscsim.benchmarks.bench_adjoint", "--worker", json.dumps(task)],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = run_worker("bench_adjoint", task)
     if proc.returncode != 0:
         return {"failed": f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return worker_result(proc)
 
 
 def run(*, quick: bool = False, steps: tuple[int, ...] | None = None) -> list[dict[str, Any]]:
@@ -215,15 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:
-        task = json.loads(args.worker)
-        if task["kind"] == "step":
-            result = _step_worker(task["steps"], task["adjoint"])
-        else:
-            result = _gradient_worker(task["steps"])
-        print(json.dumps(result))
+    handlers = {
+        "step": lambda task: _step_worker(task["steps"], task["adjoint"]),
+        "gradient": lambda task: _gradient_worker(task["steps"]),
+    }
+    if serve_worker(args.worker, handlers):
         return 0
-    from oscsim.benchmarks import format_table
 
     rows = run(quick=args.quick, steps=tuple(args.steps) if args.steps else None)
     print(format_table(rows))

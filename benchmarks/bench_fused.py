@@ -34,13 +34,13 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from oscsim.benchmarks import run_worker, serve_worker, worker_result
 from oscsim.benchmarks.eager_reference_loop import EagerCoRNN, EagerNWM2D
 from torch import nn
 
@@ -210,17 +210,10 @@ def _memory_worker(model: str, impl: str, steps: int) -> dict[str, Any]:
 
 
 def _in_subprocess(task: dict[str, Any]) -> dict[str, Any]:
-    root = Path(__file__).resolve().parent.parent
-    proc = subprocess.run(
-        [sys.executable, "-m", "oscsim.benchmarks.bench_fused", "--worker", json.dumps(task)],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = run_worker("bench_fused", task)
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark worker {task} failed:\n{proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return worker_result(proc)
 
 
 BASELINE = "eager per-step loop (published code's style)"
@@ -344,13 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:
-        task = json.loads(args.worker)
-        if task["kind"] == "time":
-            result = _time_worker(task["model"], task["steps"], task["repeats"], task["threads"])
-        else:
-            result = _memory_worker(task["model"], task["impl"], task["steps"])
-        print(json.dumps(result))
+    handlers = {
+        "time": lambda t: _time_worker(t["model"], t["steps"], t["repeats"], t["threads"]),
+        "memory": lambda t: _memory_worker(t["model"], t["impl"], t["steps"]),
+    }
+    if serve_worker(args.worker, handlers):
         return 0
     rows = run(quick=args.quick)
     print(_format(rows))

@@ -18,7 +18,6 @@ Run ``python -m oscsim.benchmarks.bench_sweep [--quick] [--json]``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import tempfile
@@ -165,17 +164,9 @@ def run(*, quick: bool = False) -> list[dict[str, Any]]:
 
 def main() -> None:
     """Command-line entry: print the row (or JSON)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    rows = run(quick=args.quick)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        from oscsim.benchmarks import format_table
+    from oscsim.benchmarks import script_main
 
-        print(format_table(rows))
+    script_main(__doc__.splitlines()[0], run)
 
 
 if __name__ == "__main__":

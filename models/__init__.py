@@ -11,7 +11,9 @@ The public names below are imported on first use, so ``import oscsim.models`` st
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from oscsim.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from oscsim.models.checkpoint import load_checkpoint
@@ -52,46 +54,40 @@ if TYPE_CHECKING:
         evaluate,
     )
 
+#: Submodule (relative to the package) → the names it provides on first use.
 _LAZY = {
-    "EquivarianceResult": "oscsim.models.equivariance",
-    "equivariance_test": "oscsim.models.equivariance",
-    "estimate_wave_velocity": "oscsim.models.equivariance",
-    "fourier_shift": "oscsim.models.equivariance",
-    "FORECAST_MODELS": "oscsim.models.forecast",
-    "AutoregressiveForecaster": "oscsim.models.forecast",
-    "ConvDecoder": "oscsim.models.forecast",
-    "ConvEncoder": "oscsim.models.forecast",
-    "LatentODEForecaster": "oscsim.models.forecast",
-    "LSTMForecaster": "oscsim.models.forecast",
-    "build_forecaster": "oscsim.models.forecast",
-    "latent_dataset": "oscsim.models.forecast",
-    "FORECAST_TASKS": "oscsim.models.forecast_tasks",
-    "build_forecast_task": "oscsim.models.forecast_tasks",
-    "valid_prediction_time": "oscsim.models.forecast_tasks",
-    "build_run": "oscsim.models.runs",
-    "load_model": "oscsim.models.runs",
-    "SEQUENCE_MODELS": "oscsim.models.sequence",
-    "LSTMSequenceModel": "oscsim.models.sequence",
-    "OscillatorSequenceModel": "oscsim.models.sequence",
-    "build_sequence_model": "oscsim.models.sequence",
-    "count_parameters": "oscsim.models.sequence",
-    "SEQUENCE_TASKS": "oscsim.models.tasks",
-    "Task": "oscsim.models.tasks",
-    "build_task": "oscsim.models.tasks",
-    "RunConfig": "oscsim.models.training",
-    "Trainer": "oscsim.models.training",
-    "TrainingDivergedError": "oscsim.models.training",
-    "evaluate": "oscsim.models.training",
-    "load_checkpoint": "oscsim.models.checkpoint",
+    "equivariance": (
+        "EquivarianceResult",
+        "equivariance_test",
+        "estimate_wave_velocity",
+        "fourier_shift",
+    ),
+    "forecast": (
+        "FORECAST_MODELS",
+        "AutoregressiveForecaster",
+        "ConvDecoder",
+        "ConvEncoder",
+        "LatentODEForecaster",
+        "LSTMForecaster",
+        "build_forecaster",
+        "latent_dataset",
+    ),
+    "forecast_tasks": ("FORECAST_TASKS", "build_forecast_task", "valid_prediction_time"),
+    "runs": ("build_run", "load_model"),
+    "sequence": (
+        "SEQUENCE_MODELS",
+        "LSTMSequenceModel",
+        "OscillatorSequenceModel",
+        "build_sequence_model",
+        "count_parameters",
+    ),
+    "tasks": ("SEQUENCE_TASKS", "Task", "build_task"),
+    "training": ("RunConfig", "Trainer", "TrainingDivergedError", "evaluate"),
+    "checkpoint": ("load_checkpoint",),
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'oscsim.models' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

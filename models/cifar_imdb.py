@@ -40,7 +40,14 @@ from oscsim.models.data.text_image import (
     read_imdb,
     tokenize,
 )
-from oscsim.models.tasks import Batch, Task, TaskDefaults, check_protocol
+from oscsim.models.tasks import (
+    Batch,
+    CrossEntropyMixin,
+    Task,
+    TaskDefaults,
+    TaskRequest,
+    check_protocol,
+)
 
 #: Steps of the noisy CIFAR-10 sequence: 32 image rows, then noise.
 CIFAR_STEPS = 1000
@@ -72,11 +79,22 @@ class _ClassificationTask(Task):
     higher_is_better = True
 
     def __init__(
-        self, *, seed: int, limit_train: int | None, limit_eval: int | None, protocol: str
+        self,
+        *,
+        seed: int,
+        limit_train: int | None = None,
+        limit_eval: int | None = None,
+        protocol: str = "reference",
+        root: str | None = None,
     ) -> None:
         super().__init__(seed=seed, limit_train=limit_train, limit_eval=limit_eval)
         self.protocol = check_protocol(protocol)
         self._index: dict[str, np.ndarray] = {}
+        self._load(root, seed)
+
+    @abc.abstractmethod
+    def _load(self, root: str | None, seed: int) -> None:
+        """Read the data set below `root` (see `data_dir`) and fill ``_index`` per split."""
 
     @abc.abstractmethod
     def _items(self, split: str, index: np.ndarray) -> Batch:
@@ -99,7 +117,7 @@ class _ClassificationTask(Task):
         return {"protocol": self.protocol}
 
 
-class NoisyCifarTask(_ClassificationTask):
+class NoisyCifarTask(CrossEntropyMixin, _ClassificationTask):
     """Noisy sequential CIFAR-10 (module docstring): inputs ``(B, 1000, 96)``, 10 classes."""
 
     name = "noisy_cifar10"
@@ -107,18 +125,7 @@ class NoisyCifarTask(_ClassificationTask):
     output_size = 10
     defaults = TaskDefaults(0.0075, 0.034, 1.3, 12.7, 100, 120, (100,), hidden=128)
 
-    def __init__(
-        self,
-        *,
-        seed: int,
-        limit_train: int | None = None,
-        limit_eval: int | None = None,
-        protocol: str = "reference",
-        root: str | None = None,
-    ) -> None:
-        super().__init__(
-            seed=seed, limit_train=limit_train, limit_eval=limit_eval, protocol=protocol
-        )
+    def _load(self, root: str | None, seed: int) -> None:
         data = read_cifar10(root)
         self._images = {"train": data["train"][0], "test": data["test"][0]}
         self._labels = {"train": data["train"][1], "test": data["test"][1]}
@@ -136,15 +143,6 @@ class NoisyCifarTask(_ClassificationTask):
         rows = torch.from_numpy(cifar_rows(self._images[source][index]))
         noise = self.noise.expand(len(index), *self.noise.shape)
         return torch.cat((rows, noise), dim=1), torch.from_numpy(self._labels[source][index])
-
-    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(output, target)
-
-    def batch_metrics(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-        return {
-            "loss": float(F.cross_entropy(output, target, reduction="sum")),
-            "accuracy": float((output.argmax(1) == target).sum()),
-        }
 
 
 class ImdbTask(_ClassificationTask):
@@ -168,18 +166,7 @@ class ImdbTask(_ClassificationTask):
     #: The published IMDB models' kernels have no bias.
     model_defaults: ClassVar[dict[str, Any]] = {"kernel_bias": False}
 
-    def __init__(
-        self,
-        *,
-        seed: int,
-        limit_train: int | None = None,
-        limit_eval: int | None = None,
-        protocol: str = "reference",
-        root: str | None = None,
-    ) -> None:
-        super().__init__(
-            seed=seed, limit_train=limit_train, limit_eval=limit_eval, protocol=protocol
-        )
+    def _load(self, root: str | None, seed: int) -> None:
         glove = data_dir(root) / GLOVE_FILE
         data = read_imdb(root)
         if not glove.is_file():
@@ -223,31 +210,11 @@ class ImdbTask(_ClassificationTask):
         }
 
 
-def noisy_cifar_task(
-    name: str,
-    *,
-    seed: int,
-    limit_train: int | None = None,
-    limit_eval: int | None = None,
-    seq_len: int | None = None,
-    state: dict[str, Any],
-    protocol: str,
-) -> Task:
+def noisy_cifar_task(request: TaskRequest) -> Task:
     """The noisy CIFAR-10 task (registered in `oscsim.models.registry`)."""
-    return NoisyCifarTask(
-        seed=seed, limit_train=limit_train, limit_eval=limit_eval, protocol=protocol
-    )
+    return NoisyCifarTask(**request.common())
 
 
-def imdb_task(
-    name: str,
-    *,
-    seed: int,
-    limit_train: int | None = None,
-    limit_eval: int | None = None,
-    seq_len: int | None = None,
-    state: dict[str, Any],
-    protocol: str,
-) -> Task:
+def imdb_task(request: TaskRequest) -> Task:
     """The IMDB task (registered in `oscsim.models.registry`)."""
-    return ImdbTask(seed=seed, limit_train=limit_train, limit_eval=limit_eval, protocol=protocol)
+    return ImdbTask(**request.common())

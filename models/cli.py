@@ -15,6 +15,7 @@ from oscsim.models.checkpoint import LAST, CheckpointError
 from oscsim.models.runs import build_run, model_from_checkpoint
 from oscsim.models.training import RunConfig, Trainer, evaluate, load_checkpoint
 
+from oscsim import simulation
 from oscsim.atomic import OutputPathError, check_output_path
 from oscsim.config import parse_overrides
 from oscsim.errors import OscsimInputError
@@ -35,24 +36,8 @@ def _positive(name: str, value: int | float | None) -> None:
 
 def check_device(name: str) -> str:
     """Refuse a ``--device`` that is not a torch device or is not available here."""
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise OscsimInputError(
-            f"--device {name!r} is not a torch device; use cpu, cuda, cuda:N or mps"
-        ) from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise OscsimInputError(f"--device {name!r}: no CUDA device is available here; use cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise OscsimInputError(
-                f"--device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here"
-            )
-    elif device.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise OscsimInputError(f"--device {name!r}: MPS is not available here; use cpu")
-    elif device.type != "cpu":
-        raise OscsimInputError(f"--device {name!r} is not supported; use cpu, cuda or mps")
+    hint = "; use cpu, cuda, cuda:N or mps"
+    simulation.check_device(name, label="--device", types=("cpu", "cuda", "mps"), hint=hint)
     return name
 
 

@@ -96,7 +96,6 @@ class FrameForecastTask(Task):
 
     def __init__(
         self,
-        *,
         seed: int,
         limit_train: int | None,
         limit_eval: int | None,
@@ -106,6 +105,7 @@ class FrameForecastTask(Task):
         n_eval: int,
     ) -> None:
         super().__init__(seed=seed, limit_train=limit_train, limit_eval=limit_eval)
+        self._eval: dict[str, np.ndarray] = {}
         for name, value in (
             ("observed", observed),
             ("horizon", horizon),
@@ -143,6 +143,21 @@ class FrameForecastTask(Task):
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(output, target)
+
+    def _eval_items(self, split: str) -> np.ndarray:
+        """The stored items (states or frames) of ``validation`` or ``test``."""
+        if split not in self._eval:
+            raise OscsimInputError(f"split must be validation or test, got {split!r}")
+        return self._eval[split]
+
+    def _frames(self, items: np.ndarray) -> np.ndarray:
+        """Frames ``(B, T, C, R, R)`` of stored items; the items themselves by default."""
+        return items
+
+    def eval_batches(self, split: str, batch_size: int) -> Iterator[Batch]:
+        items = self._eval_items(split)
+        for start in range(0, len(items), batch_size):
+            yield self.window(self._frames(items[start : start + batch_size]))
 
     def forecast_part(
         self, output: torch.Tensor, target: torch.Tensor
@@ -185,6 +200,7 @@ class HamiltonianForecastTask(FrameForecastTask):
     """
 
     frame_shape = (3, 32, 32)
+    defaults = TaskDefaults(3e-3, 0.125, 1.0, 0.5, 16, 20, eval_batch_size=64)
 
     def __init__(
         self,
@@ -198,35 +214,18 @@ class HamiltonianForecastTask(FrameForecastTask):
         n_train: int = 2000,
         n_eval: int = 128,
     ) -> None:
-        super().__init__(
-            seed=seed,
-            limit_train=limit_train,
-            limit_eval=limit_eval,
-            observed=observed,
-            horizon=horizon,
-            n_train=n_train,
-            n_eval=n_eval,
-        )
+        super().__init__(seed, limit_train, limit_eval, observed, horizon, n_train, n_eval)
         if system not in HAMILTONIAN_TASKS:
             raise OscsimInputError(
                 f"unknown Hamiltonian system {system!r}; choose one of "
                 f"{', '.join(HAMILTONIAN_TASKS)}"
             )
         self.name = system
-        self.defaults = TaskDefaults(
-            lr=3e-3,
-            dt=0.125,
-            gamma=1.0,
-            epsilon=0.5,
-            batch_size=16,
-            epochs=20,
-            eval_batch_size=64,
-        )
         length = self.eval_length
         train = hamiltonian_trajectories(system, n_train, seed=3 * seed, length=length)
         self.system = train.system
         self._train_states = train.states[: self.n_train]
-        self._eval_states = {
+        self._eval = {
             split: hamiltonian_trajectories(
                 system, n_eval, seed=3 * seed + k, length=length
             ).states[: self.n_eval]
@@ -244,14 +243,10 @@ class HamiltonianForecastTask(FrameForecastTask):
 
     def eval_states(self, split: str) -> np.ndarray:
         """Simulated states ``(n, T, state_dim)`` of a split (``validation`` or ``test``)."""
-        if split not in self._eval_states:
-            raise OscsimInputError(f"split must be validation or test, got {split!r}")
-        return self._eval_states[split]
+        return self._eval_items(split)
 
-    def eval_batches(self, split: str, batch_size: int) -> Iterator[Batch]:
-        states = self.eval_states(split)
-        for start in range(0, len(states), batch_size):
-            yield self.window(self.system.render(states[start : start + batch_size]))
+    def _frames(self, items: np.ndarray) -> np.ndarray:
+        return self.system.render(items)
 
 
 class RotatingMnistForecastTask(FrameForecastTask):
@@ -268,6 +263,9 @@ class RotatingMnistForecastTask(FrameForecastTask):
     # a few observed frames the latent starts small (it grows like dt² per frame); decoding
     # each latent frame normalised lets the decoder learn from the first steps on.
     model_defaults = {"decoder_output": "linear", "latent_norm": True}
+    name = "rotmnist"
+    # The paper's oscillator constants (dt = sigmoid(−1.95), γ = 1, ε = 0.5).
+    defaults = TaskDefaults(1e-3, 0.125, 1.0, 0.5, 32, 10, eval_batch_size=64)
 
     def __init__(
         self,
@@ -280,30 +278,11 @@ class RotatingMnistForecastTask(FrameForecastTask):
         n_train: int = 6000,
         n_eval: int = 256,
     ) -> None:
-        super().__init__(
-            seed=seed,
-            limit_train=limit_train,
-            limit_eval=limit_eval,
-            observed=observed,
-            horizon=horizon,
-            n_train=n_train,
-            n_eval=n_eval,
-        )
-        self.name = "rotmnist"
-        # The paper's oscillator constants (dt = sigmoid(−1.95), γ = 1, ε = 0.5).
-        self.defaults = TaskDefaults(
-            lr=1e-3,
-            dt=0.125,
-            gamma=1.0,
-            epsilon=0.5,
-            batch_size=32,
-            epochs=10,
-            eval_batch_size=64,
-        )
+        super().__init__(seed, limit_train, limit_eval, observed, horizon, n_train, n_eval)
         self._train_frames = rotating_mnist(
             "train", self._n_train_full, seed=seed, frames=self.train_length, random_start=True
         ).frames[: self.n_train]
-        self._eval_frames = {
+        self._eval = {
             "validation": rotating_mnist(
                 "validation", self._n_eval_full, seed=seed, frames=self.eval_length,
                 random_start=True,
@@ -319,14 +298,7 @@ class RotatingMnistForecastTask(FrameForecastTask):
 
     def eval_frames(self, split: str) -> np.ndarray:
         """Frames ``(n, T, 1, 28, 28)`` of a split (``validation`` or ``test``)."""
-        if split not in self._eval_frames:
-            raise OscsimInputError(f"split must be validation or test, got {split!r}")
-        return self._eval_frames[split]
-
-    def eval_batches(self, split: str, batch_size: int) -> Iterator[Batch]:
-        frames = self.eval_frames(split)
-        for start in range(0, len(frames), batch_size):
-            yield self.window(frames[start : start + batch_size])
+        return self._eval_items(split)
 
 
 def build_forecast_task(
@@ -389,9 +361,7 @@ def build_forecast_run(
         run.model,
         task.frame_shape,
         observed=task.observed,
-        dt=defaults.dt,
-        gamma=defaults.gamma,
-        epsilon=defaults.epsilon,
+        **defaults.oscillator(),
         seed=run.seed,
         options={**task.model_defaults, **options},
     )

@@ -61,8 +61,8 @@ class TaskEntry:
     summary
         One line for ``--help``.
     factory
-        ``"module:callable"`` building the task (sequence family; see
-        `oscsim.models.tasks.build_task`).
+        ``"module:callable"`` building the task from a `oscsim.models.tasks.TaskRequest`
+        (sequence family; see `oscsim.models.tasks.build_task`).
     paper
         Whether the task is one of the Neural Wave Machines paper's sequence benchmarks
         (their models default to the ``reference`` preset and protocol).

@@ -42,6 +42,10 @@ class TaskDefaults:
     #: Oscillators of the published models (the torus models use ⌊√hidden⌋² of them).
     hidden: int = 256
 
+    def oscillator(self) -> dict[str, float]:
+        """The oscillator constants as model-builder keywords: ``dt``, ``gamma``, ``epsilon``."""
+        return {"dt": self.dt, "gamma": self.gamma, "epsilon": self.epsilon}
+
 
 #: Data protocols of the paper's sequence tasks: ``reference`` (the published split and
 #: selection rule) or ``oscsim`` (the earlier one: MNIST's 50k / 10k split, test at the best
@@ -112,7 +116,22 @@ class Task(abc.ABC):
         return {}
 
 
-class MnistSequenceTask(Task):
+class CrossEntropyMixin:
+    """Loss and metrics of a task whose output is class logits ``(B, classes)``."""
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the batch."""
+        return F.cross_entropy(output, target)
+
+    def batch_metrics(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+        """Summed cross-entropy and the number of correct arg-max predictions."""
+        return {
+            "loss": float(F.cross_entropy(output, target, reduction="sum")),
+            "accuracy": float((output.argmax(1) == target).sum()),
+        }
+
+
+class MnistSequenceTask(CrossEntropyMixin, Task):
     """Sequential MNIST, pixel by pixel (``permuted``: one fixed permutation of the pixels)."""
 
     input_size = 1
@@ -190,15 +209,6 @@ class MnistSequenceTask(Task):
         n = self._size(split, self.limit_eval)
         for start in range(0, n, batch_size):
             yield self._items(split, slice(start, min(n, start + batch_size)))
-
-    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(output, target)
-
-    def batch_metrics(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-        return {
-            "loss": float(F.cross_entropy(output, target, reduction="sum")),
-            "accuracy": float((output.argmax(1) == target).sum()),
-        }
 
     def state(self) -> dict[str, Any]:
         return {
@@ -280,46 +290,45 @@ SEQUENCE_TASKS = task_names("sequence")
 """Names of the sequence tasks (``oscsim train TASK``), from `oscsim.models.registry`."""
 
 
-def mnist_task(
-    name: str,
-    *,
-    seed: int,
-    limit_train: int | None = None,
-    limit_eval: int | None = None,
-    seq_len: int | None = None,
-    state: dict[str, Any],
-    protocol: str,
-) -> Task:
+@dataclass(frozen=True)
+class TaskRequest:
+    """What `build_task` passes to a task's registered factory (its parameters, resolved).
+
+    ``state`` is `Task.state` from a checkpoint, or empty; ``protocol`` is checked.
+    """
+
+    name: str
+    seed: int
+    limit_train: int | None
+    limit_eval: int | None
+    seq_len: int | None
+    state: dict[str, Any]
+    protocol: str
+
+    def common(self) -> dict[str, Any]:
+        """The keyword arguments every task class takes: seed, limits and protocol."""
+        return {
+            "seed": self.seed,
+            "limit_train": self.limit_train,
+            "limit_eval": self.limit_eval,
+            "protocol": self.protocol,
+        }
+
+
+def mnist_task(request: TaskRequest) -> Task:
     """``smnist`` or ``psmnist`` (``state`` from a checkpoint keeps its permutation)."""
-    permutation = state.get("permutation")
+    permutation = request.state.get("permutation")
     return MnistSequenceTask(
-        permuted=name == "psmnist",
-        seed=seed,
-        limit_train=limit_train,
-        limit_eval=limit_eval,
+        permuted=request.name == "psmnist",
         permutation=None if permutation is None else np.asarray(permutation),
-        protocol=protocol,
+        **request.common(),
     )
 
 
-def adding_task(
-    name: str,
-    *,
-    seed: int,
-    limit_train: int | None = None,
-    limit_eval: int | None = None,
-    seq_len: int | None = None,
-    state: dict[str, Any],
-    protocol: str,
-) -> Task:
+def adding_task(request: TaskRequest) -> Task:
     """The adding problem of length ``seq_len`` (default 500; a checkpoint's wins)."""
-    length = int(state.get("length", seq_len or 500))
     return AddingTask(
-        length=length,
-        seed=seed,
-        limit_train=limit_train,
-        limit_eval=limit_eval,
-        protocol=protocol,
+        length=int(request.state.get("length", request.seq_len or 500)), **request.common()
     )
 
 
@@ -365,12 +374,14 @@ def build_task(
         protocol = str(state.get("protocol", "oscsim"))
     factory = resolve(entry.factory)
     task: Task = factory(
-        name,
-        seed=seed,
-        limit_train=limit_train,
-        limit_eval=limit_eval,
-        seq_len=seq_len,
-        state=state or {},
-        protocol=check_protocol(protocol or "reference"),
+        TaskRequest(
+            name,
+            seed,
+            limit_train,
+            limit_eval,
+            seq_len,
+            state or {},
+            check_protocol(protocol or "reference"),
+        )
     )
     return task

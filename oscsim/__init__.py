@@ -10,9 +10,10 @@ and the Numba reference (`oscsim.reference`) never pulls torch in.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from oscsim.errors import IntegrationError, OscsimInputError, OscsimWarning
+from oscsim.lazy import lazy_attributes
 from oscsim.parameters import ACTIVATIONS, COUPLINGS, NetworkParameters
 
 __version__ = "0.1.0"
@@ -27,32 +28,19 @@ if TYPE_CHECKING:
     from oscsim.simulation import simulate
     from oscsim.solvers import ImexField, check_method, imex_sequence
 
+#: Submodule (relative to the package) → the names it provides on first use.
 _LAZY = {
-    "OscillatorNetwork": "oscsim.network",
-    "integrate": "oscsim.integration",
-    "Solution": "oscsim.integration",
-    "SimulationConfig": "oscsim.config",
-    "load_config": "oscsim.config",
-    "parse_config": "oscsim.config",
-    "parse_override": "oscsim.config",
-    "simulate": "oscsim.simulation",
-    "ImexField": "oscsim.solvers",
-    "imex_sequence": "oscsim.solvers",
-    "check_method": "oscsim.solvers",
-    "map_inputs": "oscsim.fused",
-    "read_trajectory": "oscsim.io",
-    "open_trajectory": "oscsim.io",
-    "write_trajectory": "oscsim.io",
-    "trajectory_dataset": "oscsim.io",
+    "network": ("OscillatorNetwork",),
+    "integration": ("integrate", "Solution"),
+    "config": ("SimulationConfig", "load_config", "parse_config", "parse_override"),
+    "simulation": ("simulate",),
+    "solvers": ("ImexField", "imex_sequence", "check_method"),
+    "fused": ("map_inputs",),
+    "io": ("read_trajectory", "open_trajectory", "write_trajectory", "trajectory_dataset"),
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'oscsim' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

@@ -349,8 +349,7 @@ class _ImexMachine(_Machine):
     ) -> None:
         self.field = field
         self.dt = dt
-        self.expected_steps = n_steps
-        self.n_steps = n_steps
+        self.expected_steps = self.n_steps = n_steps
         self.start = start
         self.has_drive = has_drive
         self.stats = stats

@@ -641,19 +641,16 @@ def _integrate_torchdiffeq(
     func.last_time = t0
     y0: Any = states if is_tuple else states[0]
     out: Any
+    # The solver settings every route takes.
+    solve: dict[str, Any] = {
+        "rtol": rtol,
+        "atol": atol,
+        "method": method,
+        "options": solver_options,
+    }
     try:
         if adjoint == "checkpoint":
-            out = checkpointed_odeint(
-                func,
-                y0,
-                t,
-                rtol=rtol,
-                atol=atol,
-                method=method,
-                options=solver_options,
-                signal=signal,
-                stats=stats,
-            )
+            out = checkpointed_odeint(func, y0, t, **solve, signal=signal, stats=stats)
         elif adjoint == "backsolve":
             adjoint_params: tuple[torch.Tensor, ...] = tuple(
                 p for p in field.parameters() if p.requires_grad
@@ -664,10 +661,7 @@ def _integrate_torchdiffeq(
                 func,
                 y0,
                 t,
-                rtol=rtol,
-                atol=atol,
-                method=method,
-                options=solver_options,
+                **solve,
                 adjoint_params=adjoint_params,
                 adjoint_options=dict(solver_options),
             )
@@ -691,9 +685,7 @@ def _integrate_torchdiffeq(
                 outputs, reconstruct, stats, backsolve_tolerance(t.dtype, rtol, adaptive)
             )
         else:
-            out = torchdiffeq.odeint(
-                func, y0, t, rtol=rtol, atol=atol, method=method, options=solver_options
-            )
+            out = torchdiffeq.odeint(func, y0, t, **solve)
     except AssertionError as error:
         if "underflow" in str(error):
             raise IntegrationError(

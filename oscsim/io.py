@@ -161,6 +161,30 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 NETCDF3_SIGNATURE = b"CDF"
 
 
+#: What xarray's readers raise on a truncated, damaged or foreign file.
+_READ_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError)
+
+
+def _checked_source(path: str | os.PathLike[str], what: str) -> Path:
+    """`path` as a Path, checked to be a readable ``.nc`` file or ``.zarr`` store."""
+    source = Path(path)
+    if source.suffix not in SUFFIXES:
+        raise OscsimInputError(
+            f"{what} {str(source)!r} must end in .nc (netCDF4) or .zarr (zarr store)"
+        )
+    _check_readable(source, what)
+    return source
+
+
+def _unreadable(source: Path, what: str, error: Exception) -> OscsimInputError:
+    """The one-line error for a trajectory the reader failed on, naming the reader's error."""
+    text = " ".join(str(error).split())[:200]
+    return OscsimInputError(
+        f"{what} {str(source)!r} cannot be read (truncated or damaged?): "
+        f"{type(error).__name__}: {text}"
+    )
+
+
 def _check_readable(source: Path, what: str) -> None:
     if not source.exists():
         raise OscsimInputError(f"{what} {str(source)!r} does not exist")
@@ -212,12 +236,7 @@ def read_trajectory(
         If the file is missing, of another format (netCDF3, not HDF5, not a store),
         truncated or damaged, or lacks one of ``variables``.
     """
-    source = Path(path)
-    if source.suffix not in SUFFIXES:
-        raise OscsimInputError(
-            f"{what} {str(source)!r} must end in .nc (netCDF4) or .zarr (zarr store)"
-        )
-    _check_readable(source, what)
+    source = _checked_source(path, what)
     try:
         if source.suffix == ".nc":
             with xr.open_dataset(source, engine="h5netcdf") as ds:
@@ -225,12 +244,8 @@ def read_trajectory(
         else:
             with xr.open_zarr(source, consolidated=False) as ds:
                 loaded = ds.load()
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
-        text = " ".join(str(error).split())[:200]
-        raise OscsimInputError(
-            f"{what} {str(source)!r} cannot be read (truncated or damaged?): "
-            f"{type(error).__name__}: {text}"
-        ) from None
+    except _READ_ERRORS as error:
+        raise _unreadable(source, what, error) from None
     missing = [name for name in variables if name not in loaded.data_vars]
     if missing:
         raise OscsimInputError(
@@ -270,23 +285,14 @@ def open_trajectory(path: str | os.PathLike[str], *, what: str = "trajectory") -
         If the file is missing, of another format (netCDF3, not HDF5, not a store) or
         cannot be opened.
     """
-    source = Path(path)
-    if source.suffix not in SUFFIXES:
-        raise OscsimInputError(
-            f"{what} {str(source)!r} must end in .nc (netCDF4) or .zarr (zarr store)"
-        )
-    _check_readable(source, what)
+    source = _checked_source(path, what)
     chunks: dict[str, int] | None = {} if _dask_available() else None
     try:
         if source.suffix == ".nc":
             return xr.open_dataset(source, engine="h5netcdf", chunks=chunks)
         return xr.open_zarr(source, consolidated=False, chunks=chunks)
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
-        text = " ".join(str(error).split())[:200]
-        raise OscsimInputError(
-            f"{what} {str(source)!r} cannot be read (truncated or damaged?): "
-            f"{type(error).__name__}: {text}"
-        ) from None
+    except _READ_ERRORS as error:
+        raise _unreadable(source, what, error) from None
 
 
 def dataset_config(ds: xr.Dataset) -> dict[str, Any]:

@@ -95,22 +95,53 @@ def check_resources(config: SimulationConfig, out: str | os.PathLike[str] | None
     return need
 
 
-def _device(name: str) -> torch.device:
+def check_device(name: str, *, label: str, types: tuple[str, ...], hint: str) -> torch.device:
+    """The torch device `name`, refused unless it is of `types` and available here.
+
+    Parameters
+    ----------
+    name
+        A torch device string (``cpu``, ``cuda``, ``cuda:1``, ``mps``).
+    label
+        How the user named the setting (``--device``, ``solver.device``), for the messages.
+    types
+        The device types allowed (some of ``cpu``, ``cuda``, ``mps``).
+    hint
+        Appended to the message for a string that is not a torch device at all.
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    OscsimInputError
+        Not a torch device, a type not in `types`, no CUDA or MPS here, or a CUDA index past
+        the devices present.
+    """
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError):
-        raise OscsimInputError(
-            f"solver.device {name!r} is not a torch device (cpu, cuda, cuda:0, …)"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise OscsimInputError(f"solver.device {name!r}: no CUDA device is available here; use cpu")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise OscsimInputError(
-            f"solver.device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here"
-        )
-    if device.type not in ("cpu", "cuda"):
-        raise OscsimInputError(f"solver.device {name!r} is not supported; use cpu or cuda")
+        raise OscsimInputError(f"{label} {name!r} is not a torch device{hint}") from None
+    if device.type not in types:
+        allowed = f"{', '.join(types[:-1])} or {types[-1]}"
+        raise OscsimInputError(f"{label} {name!r} is not supported; use {allowed}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise OscsimInputError(f"{label} {name!r}: no CUDA device is available here; use cpu")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise OscsimInputError(
+                f"{label} {name!r}: only {torch.cuda.device_count()} CUDA device(s) here"
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise OscsimInputError(f"{label} {name!r}: MPS is not available here; use cpu")
     return device
+
+
+def _device(name: str) -> torch.device:
+    return check_device(
+        name, label="solver.device", types=("cpu", "cuda"), hint=" (cpu, cuda, cuda:0, …)"
+    )
 
 
 def _check_device_memory(config: SimulationConfig, device: torch.device) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import scipy.ndimage
 
@@ -50,3 +53,36 @@ def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
     """max |a − e| / max |e| (a max-norm relative error)."""
     scale = float(np.max(np.abs(expected)))
     return float(np.max(np.abs(np.asarray(actual) - expected)) / max(scale, 1e-300))
+
+
+def decay_field(rate: float):
+    """A plain ``torch.nn.Module`` field ``ẋ = −rate·x`` with ``rate`` a trainable parameter.
+
+    Its solution ``x(t) = x(0)·exp(−rate·t)`` and the gradient with respect to ``rate`` are
+    exact, so integrating it checks any solver route that accepts a generic module. Built
+    on call so that the module imports no torch for the tests that must not.
+    """
+    import torch
+    from torch import nn
+
+    class Decay(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rate = nn.Parameter(torch.tensor(rate))
+
+        def forward(self, t: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+            return -self.rate * state
+
+    return Decay()
+
+
+def adding_config(out: Path, *, hidden: int, **settings: Any):
+    """A short ``nwm2d`` run on the adding problem into `out`: one epoch, no progress bars.
+
+    ``hidden`` is the model's oscillator count; `settings` are further `RunConfig` fields
+    and win over these.
+    """
+    from oscsim.models.training import RunConfig
+
+    base = dict(task="adding", model="nwm2d", epochs=1, out=str(out), progress=False)
+    return RunConfig(**{**base, "model_options": {"hidden": hidden}, **settings})

@@ -9,11 +9,11 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch import nn
 from tqdm import TqdmWarning
 
 from oscsim import OscillatorNetwork, OscsimInputError, OscsimWarning
 from oscsim.integration import integrate
+from tests.helpers import decay_field
 
 #: Checkpointed recomputation repeats the forward arithmetic, so it differs from direct
 #: backpropagation only in the order autograd sums the segments' contributions: rounding,
@@ -287,15 +287,7 @@ def test_unsupported_adjoint_combinations_are_refused() -> None:
 
 
 def test_checkpoint_any_module_field() -> None:
-    class Decay(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.rate = nn.Parameter(torch.tensor(0.7))
-
-        def forward(self, t: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-            return -self.rate * state
-
-    field = Decay()
+    field = decay_field(0.7)
     sol = integrate(
         field,
         torch.ones(1, 1),

@@ -24,24 +24,20 @@ from oscsim.cli import main
 
 BATCH = 5  # splits 3 + 2 over two ranks: the weighting must make it the union mean
 
+
+def _one_epoch(task: str, model: str, **settings: Any) -> dict[str, Any]:
+    """`RunConfig` fields of one epoch in batches of `BATCH`."""
+    return dict(task=task, model=model, epochs=1, batch_size=BATCH, **settings)
+
+
 RUNS: dict[str, dict[str, Any]] = {
-    "fused": dict(
-        task="adding",
-        model="nwm2d",
-        seed=3,
-        epochs=1,
-        batch_size=BATCH,
-        lr=0.02,
-        seq_len=30,
-        limit_eval=16,
-        model_options={"hidden": 36},
+    "fused": _one_epoch(
+        "adding", "nwm2d", seed=3, lr=0.02, seq_len=30, limit_eval=16, model_options={"hidden": 36}
     ),
-    "adjoint": dict(
-        task="mass_spring",
-        model="nwm2d_ode",
+    "adjoint": _one_epoch(
+        "mass_spring",
+        "nwm2d_ode",
         seed=0,
-        epochs=1,
-        batch_size=BATCH,
         lr=3e-3,
         limit_train=10,
         limit_eval=4,

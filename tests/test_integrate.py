@@ -7,12 +7,16 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch import nn
 
 from oscsim import IntegrationError, NetworkParameters, OscillatorNetwork, OscsimInputError
 from oscsim.integration import integrate
 from oscsim.linear import exact_linear_solution
-from tests.helpers import ADAPTIVE_METHODS, FIXED_METHODS_WITH_ORDER, relative_error
+from tests.helpers import (
+    ADAPTIVE_METHODS,
+    FIXED_METHODS_WITH_ORDER,
+    decay_field,
+    relative_error,
+)
 
 
 def _linear_problem(grid: tuple[int, ...], seed: int, gamma: float = 1.0, epsilon: float = 0.2):
@@ -201,15 +205,7 @@ def test_backprop_matches_finite_differences() -> None:
 
 
 def test_any_module_field_with_adjoint() -> None:
-    class Decay(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.rate = nn.Parameter(torch.tensor(0.7))
-
-        def forward(self, t: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-            return -self.rate * state
-
-    field = Decay()
+    field = decay_field(0.7)
     x0 = torch.ones(3, 2)
     sol = integrate(
         field, x0, [0.0, 1.0, 2.0], method="dopri5", rtol=1e-10, atol=1e-12, adjoint=True

@@ -34,30 +34,23 @@ from oscsim import (
 from oscsim.cli import main
 from oscsim.reference import solve
 from oscsim.stability import amplification, check_step_stability, mode_matrices
+from tests.helpers import adding_config
 from tests.reliability_files import GOOD_CONFIG, malicious_pickle, malicious_torch_save
 
 # ---------------------------------------------------------------------------------------
 # checkpoints
 
 
-def _tiny_run(out: Path, **changes) -> RunConfig:
-    settings = dict(
-        task="adding",
-        model="nwm2d",
-        seed=1,
-        epochs=1,
-        batch_size=8,
-        lr=0.01,
-        out=str(out),
-        seq_len=12,
-        limit_eval=16,
-        model_options={"hidden": 9},
-        checkpoint_every=15,
-        log_every=10,
-        progress=False,
+def _undamped_ring(**kernels: np.ndarray) -> NetworkParameters:
+    """Six linear oscillators on a ring, no damping or drive, coupled by the given kernels."""
+    return NetworkParameters.random(
+        [6], coupling="local", gamma=0.0, epsilon=0.0, activation="identity", **kernels
     )
-    settings.update(changes)
-    return RunConfig(**settings)
+
+
+def _tiny_run(out: Path, **changes) -> RunConfig:
+    settings = dict(seed=1, batch_size=8, lr=0.01, seq_len=12, limit_eval=16, log_every=10)
+    return adding_config(out, hidden=9, checkpoint_every=15, **{**settings, **changes})
 
 
 def test_a_checkpoint_round_trips_every_kind_of_value(tmp_path: Path) -> None:
@@ -251,14 +244,7 @@ def test_a_blow_up_stops_at_the_time_it_passes_the_bound(method: str, dt) -> Non
 
 @pytest.mark.parametrize("method", ["euler", "rk4", "imex", "dopri5"])
 def test_the_numba_reference_stops_at_the_bound_too(method: str) -> None:
-    params = NetworkParameters.random(
-        [6],
-        coupling="local",
-        gamma=0.0,
-        epsilon=0.0,
-        activation="identity",
-        kernel_position=np.full((1, 1, 3), 1e3),
-    )
+    params = _undamped_ring(kernel_position=np.full((1, 1, 3), 1e3))
     y0 = np.full((1, 1, 6), 0.5)
     times = np.linspace(0.0, 1.0, 101)
     start = time.perf_counter()
@@ -461,14 +447,8 @@ def test_a_step_near_the_stability_limit_warns_in_one_line_and_runs(tmp_path: Pa
     """euler on an undamped mode (ω² = 1000) grows by (1 + h²ω²)^(1/2) a step: over t_end
     = 10 with h = 1e-3 about e^5 ≈ 148× — above the warning level (100×), below the bound."""
     with pytest.warns(OscsimWarning, match="near the stability limit of euler"):
-        params = NetworkParameters.random(
-            [6],
-            coupling="local",
-            gamma=0.0,
-            epsilon=0.0,
-            activation="identity",
-            kernel_position=np.array([[[0.0, -1000.0, 0.0]]]),
-            kernel_velocity=np.zeros((1, 1, 3)),
+        params = _undamped_ring(
+            kernel_position=np.array([[[0.0, -1000.0, 0.0]]]), kernel_velocity=np.zeros((1, 1, 3))
         )
         growth = check_step_stability(params, "euler", 1e-3, 10.0)
     assert growth == pytest.approx(np.exp(0.5 * np.log1p(1e-3) * 1e4), rel=1e-6)

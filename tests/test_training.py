@@ -15,25 +15,12 @@ from oscsim.models.training import RunConfig, Trainer, TrainingDivergedError
 
 from oscsim.cli import main
 from oscsim.errors import OscsimInputError
+from tests.helpers import adding_config
 
 
 def _adding_run(out: Path, **changes) -> RunConfig:
-    settings = dict(
-        task="adding",
-        model="nwm2d",
-        seed=3,
-        epochs=1,
-        batch_size=16,
-        lr=0.02,
-        out=str(out),
-        seq_len=30,
-        limit_eval=64,
-        model_options={"hidden": 36},
-        checkpoint_every=10,
-        progress=False,
-    )
-    settings.update(changes)
-    return RunConfig(**settings)
+    settings = dict(seed=3, batch_size=16, lr=0.02, seq_len=30, limit_eval=64)
+    return adding_config(out, hidden=36, checkpoint_every=10, **{**settings, **changes})
 
 
 def _train(run: RunConfig, *, resume: bool = False, crash_at: int | None = None) -> Trainer:

@@ -204,6 +204,14 @@ def _taps3(kernel, o, c, a, b):
 
 
 @njit(inline="always", **_JIT)
+def _taps3_of_both(kernel_a, kernel_b, o, c, a, b):
+    """`_taps3` of two kernels at the same place (``K_y`` and ``K_z``, or their transposes)."""
+    w0, w1, w2 = _taps3(kernel_a, o, c, a, b)
+    v0, v1, v2 = _taps3(kernel_b, o, c, a, b)
+    return w0, w1, w2, v0, v1, v2
+
+
+@njit(inline="always", **_JIT)
 def _spans3(planes, t, n):
     """The spans of ``n`` cells a plane row's three neighbouring taps read from ``t`` on."""
     return planes[t : t + n], planes[t + 1 : t + 1 + n], planes[t + 2 : t + 2 + n]
@@ -216,18 +224,14 @@ def _correlate_add(dst, src_a, kernel_a, src_b, kernel_b, wp, lo, n):
     The forward coupling ``K_y⋆y + K_z⋆z``. Taps are taken three at a time along a kernel
     row from both sources, so that ``dst`` is read and written once per six taps.
     """
-    channels = src_a.shape[0]
-    kh, kw = kernel_a.shape[2], kernel_a.shape[3]
+    channels, kh, kw = kernel_a.shape[1:]
     for o in range(channels):
         d = dst[o, lo : lo + n]
         for c in range(channels):
-            fa = src_a[c]
-            fb = src_b[c]
+            fa, fb = src_a[c], src_b[c]
             for a in range(kh):
-                b = 0
-                while b + 3 <= kw:
-                    w0, w1, w2 = _taps3(kernel_a, o, c, a, b)
-                    v0, v1, v2 = _taps3(kernel_b, o, c, a, b)
+                for b in range(0, kw - 2, 3):
+                    w0, w1, w2, v0, v1, v2 = _taps3_of_both(kernel_a, kernel_b, o, c, a, b)
                     t = a * wp + b
                     a0, a1, a2 = _spans3(fa, t, n)
                     b0, b1, b2 = _spans3(fb, t, n)
@@ -235,15 +239,13 @@ def _correlate_add(dst, src_a, kernel_a, src_b, kernel_b, wp, lo, n):
                         d[p] += (w0 * a0[p] + w1 * a1[p] + w2 * a2[p]) + (
                             v0 * b0[p] + v1 * b1[p] + v2 * b2[p]
                         )
-                    b += 3
-                while b < kw:
+                for b in range(kw - kw % 3, kw):
                     w0 = kernel_a[o, c, a, b]
                     v0 = kernel_b[o, c, a, b]
                     t = a * wp + b
                     a0, b0 = fa[t : t + n], fb[t : t + n]
                     for p in range(n):
                         d[p] += w0 * a0[p] + v0 * b0[p]
-                    b += 1
 
 
 @njit(**_JIT)
@@ -253,18 +255,15 @@ def _correlate_add_to_both(dst_a, kernel_a, dst_b, kernel_b, src, wp, lo, n):
     The backward's ``K_yᵀ⋆ā`` and ``K_zᵀ⋆ā`` (with the transposed, flipped kernels): the
     taps of ``ā`` are read once for both.
     """
-    channels = src.shape[0]
-    kh, kw = kernel_a.shape[2], kernel_a.shape[3]
+    channels, kh, kw = kernel_a.shape[1:]
     for o in range(channels):
         da = dst_a[o, lo : lo + n]
         db = dst_b[o, lo : lo + n]
         for c in range(channels):
             f = src[c]
             for a in range(kh):
-                b = 0
-                while b + 3 <= kw:
-                    w0, w1, w2 = _taps3(kernel_a, o, c, a, b)
-                    v0, v1, v2 = _taps3(kernel_b, o, c, a, b)
+                for b in range(0, kw - 2, 3):
+                    w0, w1, w2, v0, v1, v2 = _taps3_of_both(kernel_a, kernel_b, o, c, a, b)
                     t = a * wp + b
                     s0, s1, s2 = _spans3(f, t, n)
                     for p in range(n):
@@ -273,8 +272,7 @@ def _correlate_add_to_both(dst_a, kernel_a, dst_b, kernel_b, src, wp, lo, n):
                         x2 = s2[p]
                         da[p] += w0 * x0 + w1 * x1 + w2 * x2
                         db[p] += v0 * x0 + v1 * x1 + v2 * x2
-                    b += 3
-                while b < kw:
+                for b in range(kw - kw % 3, kw):
                     w0 = kernel_a[o, c, a, b]
                     v0 = kernel_b[o, c, a, b]
                     t = a * wp + b
@@ -282,7 +280,6 @@ def _correlate_add_to_both(dst_a, kernel_a, dst_b, kernel_b, src, wp, lo, n):
                     for p in range(n):
                         da[p] += w0 * s0[p]
                         db[p] += v0 * s0[p]
-                    b += 1
 
 
 @njit(**(_JIT | {"fastmath": {"contract", "reassoc", "nsz"}}))
@@ -316,25 +313,21 @@ def _kernel_grad_add(acc, adjoint, src, wp, lo, n, zero):
     ``adjoint`` must be zero in the gaps of the span. Each dot product is one step's sum
     over the cells (three taps per pass); the steps are summed in float64.
     """
-    channels = src.shape[0]
-    kh, kw = acc.shape[2], acc.shape[3]
+    channels, kh, kw = acc.shape[1:]
     for o in range(channels):
         adj = adjoint[o, lo : lo + n]
         for c in range(channels):
             f = src[c]
             for a in range(kh):
-                b = 0
-                while b + 3 <= kw:
+                for b in range(0, kw - 2, 3):
                     t = a * wp + b
                     t0, t1, t2 = _dot3(adj, *_spans3(f, t, n), zero)
                     acc[o, c, a, b] += t0
                     acc[o, c, a, b + 1] += t1
                     acc[o, c, a, b + 2] += t2
-                    b += 3
-                while b < kw:
+                for b in range(kw - kw % 3, kw):
                     t = a * wp + b
                     acc[o, c, a, b] += _dot(adj, f[t : t + n], zero)
-                    b += 1
 
 
 @njit(**_JIT)
