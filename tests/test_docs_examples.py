@@ -325,6 +325,9 @@ BUDGET_MODULE = {
     "oscsim.benchmarks.bench_analysis": {"--frames": "16", "--size": "32", "--repeat": "1"},
     "oscsim.benchmarks.analysis_large_dask": {"--frames": "16", "--size": "64", "--workers": "1"},
 }
+#: Exit status of a module that ran to its end but missed its speed target, which a small
+#: problem says nothing about (accepted when nothing was written to stderr).
+TARGET_MISSED = {"oscsim.benchmarks.bench_analysis": 1}
 NOT_FULL_MODULES = {
     "oscsim.benchmarks.analysis_validation": "no small-problem option (about a minute of work)",
     "oscsim.benchmarks.bench_reference": "no small-problem option (minutes of work)",
@@ -497,6 +500,10 @@ def budget_oscsim(argv: list[str]) -> tuple[list[str], list[str]]:
         options = dict(BUDGET_TRAIN)
         if "--resume" in argv:
             options["--max-steps"] = BUDGET_RESUME_STEPS
+        if int(_option(argv, "--nproc") or 1) > 1:
+            # Starting the processes takes longer than the budgeted run; the DDP path itself
+            # is tested on two processes by tests/test_distributed.py.
+            options["--nproc"] = "1"
         if len(argv) > 1 and argv[1] in BUDGET_SEQ_LEN:
             options["--seq-len"] = BUDGET_SEQ_LEN[argv[1]]
         import torch
@@ -552,8 +559,9 @@ def budget_oscsim(argv: list[str]) -> tuple[list[str], list[str]]:
                 changes.append(f"{word} {value} (was {old})")
             new += [word, value]
         if "--scheduler" not in new:
-            new, more = _replace_options(new, {"--workers": "1"})
-            changes += more
+            # Starting worker processes takes longer than the whole budgeted sweep.
+            new += ["--scheduler", SCHEDULER]
+            changes.append("--scheduler: a Dask scheduler in the same process, not a local cluster")
         return new, changes
     if command in ("data", "analyze", "import-reference", "simulate", "demo"):
         return list(argv), []
@@ -682,7 +690,7 @@ for step in steps:
                     "seconds": time.perf_counter() - started})
     with open(results_path, "w", encoding="utf-8") as out:
         json.dump(results, out)
-    if code:
+    if code and code != step["ok"]:
         break
 """
 
@@ -738,7 +746,7 @@ def run_expensive(block: Block, folder: Path, where: str, done: dict[str, str]) 
     assert not plan.unknown, f"{where}: lines neither run nor listed in NOT_RUN: {plan.unknown}"
     lines = [f"{where}: {reason} — not run" for reason in plan.not_run]
     for step in list(plan.steps):
-        key = shlex.join(step.argv)
+        key = f"{step.kind} {step.module} {shlex.join(step.argv)}"
         if key in done:
             lines.append(f"{where}: `{step.source}` is the command of {done[key]}, run there")
             plan.steps.remove(step)
@@ -746,7 +754,8 @@ def run_expensive(block: Block, folder: Path, where: str, done: dict[str, str]) 
     if not plan.steps:
         return lines
     steps_file, results_file = folder.parent / "steps.json", folder.parent / "results.json"
-    steps_file.write_text(json.dumps([vars(s) for s in plan.steps]), encoding="utf-8")
+    steps = [{**vars(s), "ok": TARGET_MISSED.get(s.module, 0)} for s in plan.steps]
+    steps_file.write_text(json.dumps(steps), encoding="utf-8")
     results_file.unlink(missing_ok=True)
     started = time.perf_counter()
     process = subprocess.run(
@@ -764,6 +773,9 @@ def run_expensive(block: Block, folder: Path, where: str, done: dict[str, str]) 
         ran += " " + shlex.join(result["argv"])
         lines.append(f"    {ran}  [{result['seconds']:.1f} s; {step.budget or 'as documented'}]")
         if result["code"] == 0:
+            continue
+        if TARGET_MISSED.get(step.module) == result["code"] and not result["stderr"]:
+            lines.append("    ran to its end; its speed target is not judged on this budget")
             continue
         if MISSING_DATA.search(result["stderr"]):
             lines.append("    refused: its data is not on this machine; the rest not run")
@@ -839,8 +851,8 @@ def test_marked_blocks_expand_as_the_shell_would() -> None:
         "c=1,2",
         "--out",
         "x/s.zarr",
-        "--workers",
-        "1",
+        "--scheduler",
+        SCHEDULER,
     ]
     argv, _ = budget_oscsim(shlex.split(statements[2])[1:])
     assert argv[argv.index("--max-steps") + 1] == BUDGET_RESUME_STEPS
