@@ -863,3 +863,14 @@ def test_marked_blocks_expand_as_the_shell_would() -> None:
         Block("bash", "echo hello\npython -m pytest tests/no_such_file.py\n", 1, "expensive")
     )
     assert len(plan.unknown) == 2 and not plan.steps
+
+
+def test_a_marked_block_with_a_removed_option_fails(tmp_path: Path) -> None:
+    """A documented option that the command no longer has fails the page, naming the line."""
+    folder = tmp_path / "page"
+    folder.mkdir()
+    block = Block("bash", "oscsim train adding --model nwm2d --no-such-option 3\n", 7, "expensive")
+    with pytest.raises(
+        AssertionError, match=r"(?s)page\.md:7: .*unrecognized arguments: --no-such-option"
+    ):
+        run_expensive(block, folder, "page.md:7", {})
