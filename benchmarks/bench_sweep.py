@@ -38,7 +38,7 @@ def _base(quick: bool) -> dict[str, Any]:
         "solver": {
             "method": "rk4",
             "dt": 0.01,
-            "t_end": 4.0 if quick else 10.0,
+            "t_end": 4.0 if quick else 30.0,
             "save_every": 10,
             "progress": False,
         },
