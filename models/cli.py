@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from oscsim.models.rotating import PUBLISHED_MODELS, recipe_from_args, train_published
 from oscsim.models.runs import build_run
 from oscsim.models.training import RunConfig, Trainer, evaluate, load_checkpoint
 
@@ -92,6 +93,8 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def train_command(args: argparse.Namespace) -> int:
     """``oscsim train TASK --model M ...``."""
+    if args.task == "rotmnist" and args.model in PUBLISHED_MODELS:
+        return _train_published(args)
     run = run_config_from_args(args)
     task_state = None
     last = Path(run.out) / "last.pt"
@@ -108,6 +111,24 @@ def train_command(args: argparse.Namespace) -> int:
         + f" → {run.out}"
     )
     summary = trainer.fit(resume=args.resume)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _train_published(args: argparse.Namespace) -> int:
+    """The published rotating-MNIST VAEs train with their own loop (SGD, a VAE loss)."""
+    for name in ("epochs", "max_steps", "batch_size", "lr", "limit_train", "checkpoint_every"):
+        _positive(f"--{name.replace('_', '-')}", getattr(args, name))
+    recipe = recipe_from_args(args, _model_options(args.set))
+    out = args.out or f"runs/{args.task}-{args.model}-s{args.seed}"
+    print(
+        f"oscsim train: rotmnist with {recipe.model} (published recipe), batch "
+        f"{recipe.batch_size}, SGD lr {recipe.lr:g} momentum {recipe.momentum:g}, up to "
+        f"{recipe.epochs} epochs"
+        + (f" / {recipe.max_steps} steps" if recipe.max_steps else "")
+        + f" → {out}"
+    )
+    summary = train_published(recipe, out, resume=args.resume)
     print(json.dumps(summary, indent=2, default=str))
     return 0
 

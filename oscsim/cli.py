@@ -179,7 +179,8 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default="nwm2d",
-        help="nwm2d | nwm1d | cornn | uncoupled | lstm; forecasting also nwm2d_ode | cornn_ode",
+        help="nwm2d | nwm1d | cornn | uncoupled | lstm; forecasting also nwm2d_ode | cornn_ode; "
+        "rotmnist also published2d | published1d (the published VAE recipe)",
     )
     parser.add_argument("--out", default=None, help="run folder (default runs/TASK-MODEL-sSEED)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default: published)")
