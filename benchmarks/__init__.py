@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 #: Benchmark modules in the order the table shows them.
-BENCHMARKS: tuple[str, ...] = ("reference", "fused", "analysis")
+BENCHMARKS: tuple[str, ...] = ("reference", "fused", "analysis", "rotating")
 
 ROW_KEYS = ("benchmark", "case", "ours_s", "baseline", "baseline_s", "ratio", "note")
 

@@ -95,11 +95,13 @@ CHECKPOINT_KIND = "oscsim-rotating-nwm"
 # data
 
 
-def published_split(seed: int = 1, *, fraction_val: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
-    """Training and validation indices into the 60 000 MNIST training images.
+def published_split(
+    seed: int = 1, *, total: int = 60_000, fraction_val: float = 0.2
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation indices into the ``total`` (60 000) MNIST training images.
 
     The images are shuffled by ``numpy.random.RandomState(seed).permutation``; the first
-    ``⌊fraction_val·60000⌋`` are validation, the rest training (48 000 / 12 000 by default,
+    ``⌊fraction_val·total⌋`` are validation, the rest training (48 000 / 12 000 by default,
     the published proportions and seed).
 
     Returns
@@ -109,8 +111,8 @@ def published_split(seed: int = 1, *, fraction_val: float = 0.2) -> tuple[np.nda
     """
     if not 0.0 < fraction_val < 1.0:
         raise OscsimInputError(f"fraction_val={fraction_val!r} must lie strictly between 0 and 1")
-    order = np.random.RandomState(seed).permutation(60_000)
-    n_val = int(math.floor(fraction_val * 60_000))
+    order = np.random.RandomState(seed).permutation(total)
+    n_val = int(math.floor(fraction_val * total))
     return np.sort(order[n_val:]).astype(np.int64), np.sort(order[:n_val]).astype(np.int64)
 
 
@@ -163,8 +165,9 @@ def published_clips(
     if split == "test":
         images, _ = load_mnist("test")
     else:
-        train_idx, val_idx = published_split(seed)
-        images = _mnist60k()[train_idx if split == "train" else val_idx]
+        everything = _mnist60k()
+        train_idx, val_idx = published_split(seed, total=len(everything))
+        images = everything[train_idx if split == "train" else val_idx]
     if n is not None:
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(images):
             raise OscsimInputError(f"n={n!r} must be an integer from 1 to {len(images)}")
@@ -547,11 +550,11 @@ def published_loop_loss(
 
 
 def build_published_model(name: str, seed: int = 0) -> PublishedRotatingNWM:
-    """``published2d`` or ``published1d``, initialised from ``torch.manual_seed(seed)``."""
+    """``published2d`` or ``published1d`` in float32, initialised by ``torch.manual_seed(seed)``."""
     if name not in PUBLISHED_MODELS:
         raise OscsimInputError(f"model must be one of {', '.join(PUBLISHED_MODELS)}; got {name!r}")
     torch.manual_seed(seed)
-    return PublishedRotatingNWM("torus" if name == "published2d" else "rings")
+    return PublishedRotatingNWM("torus" if name == "published2d" else "rings").float()
 
 
 # --------------------------------------------------------------------------------------
@@ -586,14 +589,15 @@ def drive_latents(
         after seeing frame t.
     """
     model.eval()
+    dtype = next(model.parameters()).dtype
     generator = torch.Generator().manual_seed(seed)
     parts: dict[str, list[np.ndarray]] = {"position": [], "velocity": [], "probs": []}
     sheet = (36, 36) if model.layout == "torus" else (24, 54)
     for start in range(0, len(clips), batch_size):
-        x = to_frames(clips[start : start + batch_size])
+        x = to_frames(clips[start : start + batch_size], dtype)
         b, t = x.shape[:2]
-        noise = torch.randn(b, t, 2 * CELLS, generator=generator)
-        noise0 = torch.randn(b, 2 * CELLS, generator=generator)
+        noise = torch.randn(b, t, 2 * CELLS, generator=generator, dtype=dtype)
+        noise0 = torch.randn(b, 2 * CELLS, generator=generator, dtype=dtype)
         if not sample:
             noise.zero_()
             noise0.zero_()
