@@ -1,15 +1,20 @@
-"""Wave and phase analysis of recordings on a ring or a torus (DESIGN §4).
+"""Wave and phase analysis of recordings on a ring or a torus.
 
 Works on any `xarray.DataArray` with a ``time`` dimension and spatial dims ``x`` (ring)
 or ``y, x`` (torus); other dims (``sample``, ``channel``, …) broadcast. Never imports
 torch. Importing the package registers the ``DataArray.waves`` accessor.
 
-- per point, lazy on dask: `analytic_signal`, `phase`, `amplitude`,
-  `instantaneous_frequency`, `wave_vector`, `phase_velocity`, `wave_speed`, `wavelength`,
-  `direction`, `phase_gradient_directionality`; preprocessing `remove_mean`, `bandpass`;
+- per point, lazy on dask: `analytic_signal`, `phase` (also the generalized phase),
+  `amplitude`, `instantaneous_frequency`, `wave_vector`, `phase_velocity`, `wave_speed`,
+  `wavelength`, `direction` (by default from the noise-robust window estimator, or
+  ``estimator="one_sample"``), `local_resultant_length` (their uncertainty),
+  `phase_gradient_directionality`; preprocessing `remove_mean`, `bandpass`;
 - reductions (one streaming pass): `summary_statistics`, `percent_waves`,
   `percent_long_waves`, `dominant_mode`; the spectrum `kw_spectrum`;
-- the report: `wave_report`, `analyze_dataset`; figures in `analysis.figures`.
+- the report: `wave_report`, `analyze_dataset`; figures in `analysis.figures`;
+- the published paper's measures by name: `published_percent_waves`,
+  `published_analytic_signal`, `published_bandpass`, `published_phase` (band-pass, z-score,
+  Hilbert phase) and `phase_rgb` (phase → hue) for figures.
 """
 
 from oscsim.analysis import accessor as _accessor  # noqa: F401  (registers DataArray.waves)
@@ -21,6 +26,7 @@ from oscsim.analysis.fields import (
     bandpass,
     direction,
     instantaneous_frequency,
+    local_resultant_length,
     phase,
     phase_gradient_directionality,
     phase_velocity,
@@ -28,6 +34,13 @@ from oscsim.analysis.fields import (
     wave_speed,
     wave_vector,
     wavelength,
+)
+from oscsim.analysis.published import (
+    phase_rgb,
+    published_analytic_signal,
+    published_bandpass,
+    published_percent_waves,
+    published_phase,
 )
 from oscsim.analysis.report import analyze_dataset, wave_report
 from oscsim.analysis.spectrum import kw_spectrum
@@ -49,11 +62,17 @@ __all__ = [
     "dominant_mode",
     "instantaneous_frequency",
     "kw_spectrum",
+    "local_resultant_length",
     "percent_long_waves",
     "percent_waves",
     "phase",
     "phase_gradient_directionality",
+    "phase_rgb",
     "phase_velocity",
+    "published_analytic_signal",
+    "published_bandpass",
+    "published_percent_waves",
+    "published_phase",
     "remove_mean",
     "summary_statistics",
     "wave_speed",

@@ -12,7 +12,15 @@ import numpy as np
 import xarray as xr
 from oscsim.analysis import _engine as E
 from oscsim.analysis._errors import AnalysisInputError
-from oscsim.analysis._validate import SignalInfo, inspect_signal, is_dask, resolve_window
+from oscsim.analysis._validate import (
+    SignalInfo,
+    constant_message,
+    inspect_signal,
+    is_constant,
+    is_dask,
+    resolve_estimator,
+    resolve_window,
+)
 
 #: Partials merged per task in the tree reduction over dask blocks.
 MERGE_FANOUT = 8
@@ -132,15 +140,18 @@ def analyse(
     band: tuple[float, float] | None = None,
     window: int | None = None,
     seed: int = 0,
+    estimator: str = "window",
+    local_window: int | tuple[int, int] | None = None,
 ) -> Analysis:
     """One fused pass over `data` and every reduction of the wave report."""
     info = inspect_signal(data, window=window, band=band)
     window = resolve_window(window, info.ndim)
+    estimator, local = resolve_estimator(estimator, local_window, info.grid)
     if np.iscomplexobj(data.dtype.type(0)):
         raise AnalysisInputError(
             "the wave report analyses the real signal; pass it, not its analytic signal"
         )
-    opts = E.make_options(info, band, window)
+    opts = E.make_options(info, band, window, estimator, local)
     data = data.transpose(*info.order)
     n_lead = len(info.lead)
     lead_shape = tuple(info.sizes[d] for d in info.lead)
@@ -150,6 +161,8 @@ def analyse(
 
     if is_dask(data):
         part, arr = _dask_pass(data.data, info, opts)
+        if is_constant(part.spread, part.scale, data.dtype):
+            raise AnalysisInputError(constant_message(part.spread, part.scale))
         power = part.power if part.power is not None else np.zeros(n_t // 2 + 1)
         order = [int(f) for f in np.argsort(power[1:])[::-1] + 1]
         top = order[: E.DASK_CANDIDATES]

@@ -38,7 +38,7 @@ import numpy as np
 import scipy.fft
 from oscsim.analysis import _histogram as H
 from oscsim.analysis import _kernels as K
-from oscsim.analysis._validate import SignalInfo
+from oscsim.analysis._validate import SignalInfo, time_spread
 
 #: Points per batch of frames in the per-point stage: small enough to stay in cache.
 BATCH_POINTS = 1 << 18
@@ -66,6 +66,8 @@ class Options:
     band: tuple[float, float] | None
     window: int
     null_frames: tuple[int, ...]
+    estimator: str = "window"
+    local: tuple[int, int] = (3, 5)
 
     @property
     def radius(self) -> tuple[int, int]:
@@ -73,10 +75,16 @@ class Options:
         return (r if self.nd == 2 else 0, r)
 
     @property
+    def local_halo(self) -> int:
+        """Cells the window estimator needs on each spatial side (0 for one sample)."""
+        return self.local[1] // 2 + 1 if self.estimator == "window" else 0
+
+    @property
     def halo(self) -> tuple[int, int]:
         """Cells of neighbours a block needs on each side, (y, x)."""
         ry, rx = self.radius
-        return (ry + 1 if self.nd == 2 else 0, rx + 1)
+        h = self.local_halo
+        return (max(ry + 1, h) if self.nd == 2 else 0, max(rx + 1, h))
 
 
 @dataclass
@@ -93,6 +101,9 @@ class Partial:
     weight_cos: float = 0.0
     weight_sin: float = 0.0
     points: int = 0
+    # largest change over time of any cell, and largest magnitude (checked blocks only)
+    spread: float = 0.0
+    scale: float = 0.0
     power: np.ndarray | None = None
     # (lead offsets, (y0, x0), theta of shape (*lead_block, n_null, Y, X)) per block
     null: list[tuple[tuple[int, ...], tuple[int, int], np.ndarray]] = field(default_factory=list)
@@ -106,6 +117,8 @@ class Partial:
         self.weight_cos += other.weight_cos
         self.weight_sin += other.weight_sin
         self.points += other.points
+        self.spread = max(self.spread, other.spread)
+        self.scale = max(self.scale, other.scale)
         if other.power is not None:
             self.power = other.power.copy() if self.power is None else self.power + other.power
         self.null.extend(other.null)
@@ -193,10 +206,18 @@ def block_pass(
     null_theta = np.empty((fields_.shape[0], len(null_idx), ny, nx), dtype=np.float32)
     batch = max(1, BATCH_POINTS // ((ny + 2 * hy) * (nx + 2 * hx)))
     starts = list(range(0, n_t, batch))
+    # The window estimator recomputes 2·(frames // 2 + 1) frames around each batch: batches
+    # of at least 4 times that keep the overhead at or under a quarter.
+    window = opts.estimator == "window"
+    sbatch = max(batch, 8 * (opts.local[0] // 2 + 1)) if window else batch
+    sstarts = list(range(0, n_t, sbatch))
     parts = [Partial() for _ in range(max(1, min(threads, len(starts))))]
     pool = ThreadPoolExecutor(len(parts)) if len(parts) > 1 else None
 
     try:
+        if check:
+            spread, scale = time_spread(fields_[:, :, ay : ay + ny, ax : ax + nx], 1)
+            parts[0].spread, parts[0].scale = spread, scale
         for li in range(fields_.shape[0]):
             # Filtered in float64, transformed in float32 (see the module docstring).
             s = K.prepare(fields_[li], 0, opts.band, opts.dt, check).astype(np.float32)
@@ -229,15 +250,24 @@ def block_pass(
                         np.arctan2(seg.imag, seg.real, out=th)
                         np.abs(seg[:, ay : ay + ny, ax : ax + nx], out=amp[t0:t1])
 
-            def stats(j: int, theta=theta, amp=amp) -> None:
-                for t0 in starts[j :: len(parts)]:
-                    _frames(parts[j], theta, amp, opts, t0, min(t0 + batch, n_t))
+            def stats(j: int, a=a, theta=theta, amp=amp) -> None:
+                for t0 in sstarts[j :: len(parts)]:
+                    t1 = min(t0 + sbatch, n_t)
+                    rates = (
+                        _window_rates(a, opts, t0, t1, periodic, (ay, ax), (ny, nx))
+                        if window
+                        else None
+                    )
+                    _frames(parts[j], theta, amp, opts, t0, t1, rates)
 
             _run(pool, polar, len(parts))
-            del a
+            if not window:
+                del a
             null_theta[li] = theta[null_idx, hy : hy + ny, hx : hx + nx]
             _run(pool, stats, len(parts))
             del theta, amp
+            if window:
+                del a
     finally:
         if pool is not None:
             pool.shutdown()
@@ -257,6 +287,72 @@ def _run(pool: ThreadPoolExecutor | None, fn, n: int) -> None:
         list(pool.map(fn, range(n)))
 
 
+def _window_rates(
+    a: np.ndarray,
+    opts: Options,
+    t0: int,
+    t1: int,
+    periodic: bool,
+    inside: tuple[int, int],
+    interior: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """ω, k_x and k_y (None on a ring) of the window estimator at frames ``t0..t1-1``.
+
+    The same sums as `analysis._kernels.local_phase_sums` (so the same numbers as the
+    per-point functions, to float32 rounding), computed on the batch with its halo and only
+    where the windows are complete: `a` is the block's analytic signal ``(T, Y', X')`` whose
+    interior ``interior`` starts at ``inside`` (a halo of that many cells around it), or
+    the whole periodic grid when `periodic`.
+    """
+    n_t = a.shape[0]
+    rt, rs = opts.local[0] // 2, opts.local[1] // 2
+    ny, nx = interior
+    ay, ax = inside
+    h = rs + 1
+    hy = h if opts.nd == 2 else 0
+    # frames t0 − rt − 1 … t1 + rt, zero outside the recording (zero products, so the
+    # time windows are clipped at its ends)
+    e0, e1 = t0 - rt - 1, t1 + rt + 1
+    f0, f1 = max(e0, 0), min(e1, n_t)
+    ext = np.zeros((e1 - e0, ny + 2 * hy, nx + 2 * h), dtype=a.dtype)
+    if periodic:
+        ext[f0 - e0 : f1 - e0] = np.pad(a[f0:f1], ((0, 0), (hy, hy), (h, h)), mode="wrap")
+    else:
+        ext[f0 - e0 : f1 - e0] = a[f0:f1, ay - hy : ay + ny + hy, ax - h : ax + nx + h]
+    ry = rs if opts.nd == 2 else 0
+    wy = 2 * ry + 1
+    core_y = slice(hy - ry, hy + ny + ry)
+    core_x = slice(h - rs, h + nx + rs)
+
+    # time: Q(t) = a(t+1)·conj(a(t−1)) for t in t0 − rt … t1 + rt − 1
+    q = ext[2:, core_y, core_x] * np.conj(ext[:-2, core_y, core_x])
+    for t_end, (u, v) in ((0, (1, 0)), (n_t - 1, (n_t - 1, n_t - 2))):
+        i = t_end - (e0 + 1)
+        if 0 <= i < q.shape[0]:
+            q[i] = K._end_step(ext[u - e0, core_y, core_x] * np.conj(ext[v - e0, core_y, core_x]))
+    q = _box_valid(q, 2 * rt + 1, 0, t1 - t0)
+    q = _box_valid(_box_valid(q, wy, 1, ny), 2 * rs + 1, 2, nx)
+    omega = np.angle(q).astype(np.float32)
+    omega *= np.float32(0.5 / opts.dt)
+    del q
+
+    mid = ext[1:-1]
+    # x: steps a(x'+1)·conj(a(x')) for x' = x − rs − 1 … x + rs
+    p = mid[:, core_y, 1:] * np.conj(mid[:, core_y, :-1])
+    p = _box_valid(_box_valid(p, 2 * rt + 1, 0, t1 - t0), 2 * rs + 2, 2, nx)
+    p = _box_valid(p, wy, 1, ny)
+    kx = np.angle(p).astype(np.float32)
+    np.negative(kx, out=kx)
+    ky = None
+    if opts.nd == 2:
+        p = mid[:, 1:, core_x] * np.conj(mid[:, :-1, core_x])
+        p = _box_valid(_box_valid(p, 2 * rt + 1, 0, t1 - t0), 2 * rs + 2, 1, ny)
+        p = _box_valid(p, 2 * rs + 1, 2, nx)
+        ky = np.angle(p).astype(np.float32)
+        np.negative(ky, out=ky)
+    return omega, kx, ky
+
+
 def _frames(
     part: Partial,
     theta: np.ndarray,
@@ -264,11 +360,13 @@ def _frames(
     opts: Options,
     t0: int,
     t1: int,
+    rates: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None,
 ) -> None:
     """Add frames ``t0..t1-1`` to `part`.
 
     `theta` is the phase ``(T, Y + 2·hy, X + 2·hx)`` with its halo, `amp_all` the amplitude
-    ``(T, Y, X)`` of the interior.
+    ``(T, Y, X)`` of the interior; `rates` are ω, k_x, k_y of the window estimator (None:
+    the one-sample differences of `theta`).
     """
     hy, hx = opts.halo
     ry, rx = opts.radius
@@ -292,33 +390,41 @@ def _frames(
     inner = (slice(None), slice(ry, ry + ny), slice(rx, rx + nx))
     kn = norm[inner]
 
-    # ω at frames t0..t1-1: the mean of the wrapped differences to the previous and the
-    # next frame (one-sided at the ends).
-    th_in = theta[lo:hi, hy : hy + ny, hx : hx + nx]
-    d = _wrap(th_in[1:] - th_in[:-1])
-    d *= np.float32(1.0 / opts.dt)
-    if t0 == 0:
-        d = np.concatenate([d[:1], d])
-    if t1 == n_t:
-        d = np.concatenate([d, d[-1:]])
-    omega = d[1:] + d[:-1]
-    omega *= 0.5
-    del th_in, d
+    if rates is None:
+        # ω at frames t0..t1-1: the mean of the wrapped differences to the previous and the
+        # next frame (one-sided at the ends).
+        th_in = theta[lo:hi, hy : hy + ny, hx : hx + nx]
+        d = _wrap(th_in[1:] - th_in[:-1])
+        d *= np.float32(1.0 / opts.dt)
+        if t0 == 0:
+            d = np.concatenate([d[:1], d])
+        if t1 == n_t:
+            d = np.concatenate([d, d[-1:]])
+        omega = d[1:] + d[:-1]
+        omega *= 0.5
+        del th_in, d
+        # ∇θ = −k
+        grad = [gx[inner]] if gy is None else [gx[inner], gy[inner]]
+        k_norm = kn
+    else:
+        omega, kx_w, ky_w = rates
+        grad = [-kx_w] if ky_w is None else [-kx_w, -ky_w]
+        k_norm = np.abs(kx_w) if ky_w is None else np.hypot(kx_w, ky_w)
 
     with np.errstate(divide="ignore", invalid="ignore"):
-        inv_k = np.float32(1.0) / kn
+        inv_k = np.float32(1.0) / k_norm
         speed = np.abs(omega) * inv_k
         wavelength = inv_k * _TWO_PI32
         # The direction of v = ω·k/|k|² with k = −∇θ: that of −sign(ω)·∇θ.
         sign = np.sign(omega)
         np.negative(sign, out=sign)
-        vx = gx[inner] * sign
-        if gy is not None:
-            vy = gy[inner] * sign
+        vx = grad[0] * sign
+        if len(grad) == 2:
+            vy = grad[1] * sign
             direction = np.arctan2(vy, vx)
         else:
             direction = np.where(vx < 0, np.float32(math.pi), np.float32(0.0))
-    del sign, vx
+    del sign, vx, grad
 
     amp_flat = amp.ravel().astype(np.float64)
     part.weight += float(amp_flat.sum())
@@ -443,6 +549,27 @@ def _stats(values: list[float]) -> dict[str, float]:
     return {"median": med, "q25": q25, "q75": q75, "iqr": q75 - q25}
 
 
+def circular_summary(part: Partial) -> dict[str, float]:
+    """Circular statistics of the amplitude-weighted directions (radians).
+
+    ``mean`` = arg Σ w·e^{iφ}; ``resultant_length`` R = |Σ w·e^{iφ}| / Σ w in [0, 1];
+    ``circular_std`` = sqrt(−2 ln R) (Mardia & Jupp 2000, §2.3.4: the spread of a wrapped
+    normal; inf for R = 0); ``median``: the circular median, the angle that halves the
+    weight on the circle, read from the histogram cut opposite the mean. No linear
+    quantiles of angles: a spread across ±π stays a small spread.
+    """
+    mean_dir = math.atan2(part.weight_sin, part.weight_cos)
+    r = math.hypot(part.weight_sin, part.weight_cos) / part.weight if part.weight > 0 else 0.0
+    r = min(r, 1.0)
+    (med,) = H.circular_quantiles(part.direction, ANGLE, mean_dir, (0.5,))
+    return {
+        "mean": mean_dir if r > 0 else math.nan,
+        "median": med if r > 0 else math.nan,
+        "resultant_length": r,
+        "circular_std": math.sqrt(-2.0 * math.log(r)) if r > 0 else math.inf,
+    }
+
+
 def summarise(part: Partial) -> dict[str, dict[str, float]]:
     """Amplitude-weighted median, quartiles and IQR of speed, wavelength, ω, direction."""
     qs = (0.25, 0.5, 0.75)
@@ -452,19 +579,10 @@ def summarise(part: Partial) -> dict[str, dict[str, float]]:
         "omega": _stats(H.quantiles(part.omega, SIGNED.edges, qs)),
     }
     out["frequency"] = {k: v / (2 * math.pi) for k, v in out["omega"].items()}
-    mean_dir = math.atan2(part.weight_sin, part.weight_cos)
-    q25, med, q75 = H.circular_quantiles(part.direction, ANGLE, mean_dir, qs)
-    wrap = lambda v: (v + math.pi) % (2 * math.pi) - math.pi  # noqa: E731
-    out["direction"] = {
-        "median": wrap(med),
-        "q25": wrap(q25),
-        "q75": wrap(q75),
-        # the quartiles are wrapped to (−π, π]; their distance is taken along the circle,
-        # from q25 counter-clockwise to q75 (q25 ≤ median ≤ q75 on the cut circle)
-        "iqr": (q75 - q25) % (2 * math.pi),
-        "mean": mean_dir,
+    out["direction"] = circular_summary(part)
+    out["direction_deg"] = {
+        k: (v if k == "resultant_length" else math.degrees(v)) for k, v in out["direction"].items()
     }
-    out["direction_deg"] = {k: math.degrees(v) for k, v in out["direction"].items()}
     return out
 
 
@@ -561,7 +679,13 @@ def null_frame_indices(n_frames: int, n_fields: int, n_cells: int) -> tuple[int,
     return tuple(sorted(set(int(f) for f in frames)))
 
 
-def make_options(info: SignalInfo, band, window: int) -> Options:
+def make_options(
+    info: SignalInfo,
+    band,
+    window: int,
+    estimator: str = "window",
+    local: tuple[int, int] = (3, 5),
+) -> Options:
     n_fields = int(np.prod([info.sizes[d] for d in info.lead])) if info.lead else 1
     n_cells = int(np.prod(info.grid))
     return Options(
@@ -571,4 +695,6 @@ def make_options(info: SignalInfo, band, window: int) -> Options:
         band=None if band is None else (float(band[0]), float(band[1])),
         window=int(window),
         null_frames=null_frame_indices(info.n_frames, n_fields, n_cells),
+        estimator=estimator,
+        local=local,
     )

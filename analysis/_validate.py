@@ -68,6 +68,9 @@ def _time_step(data: xr.DataArray) -> tuple[float, str]:
         raise AnalysisInputError(
             f"the time coordinate must be numeric (model time units), got dtype {t.dtype}"
         )
+    # The resolution of the stored times: float32 times (e.g. torch.linspace) carry 2^-24 of
+    # their magnitude, integers and float64 far less.
+    eps = float(np.finfo(t.dtype).eps) if np.issubdtype(t.dtype, np.floating) else 0.0
     t = t.astype(np.float64)
     steps = np.diff(t)
     if not np.all(np.isfinite(t)):
@@ -78,12 +81,27 @@ def _time_step(data: xr.DataArray) -> tuple[float, str]:
             f"the time coordinate must increase; its median step is {dt:g}. Sort the data "
             "with data.sortby('time')"
         )
-    if np.max(np.abs(steps - dt)) > 1e-6 * dt:
+    dt = float((t[-1] - t[0]) / (len(t) - 1))
+    if np.max(np.abs(steps - dt)) > time_tolerance(dt, float(np.max(np.abs(t))), eps):
         raise AnalysisInputError(
             f"the time coordinate must be uniformly spaced (steps range from {steps.min():g} "
             f"to {steps.max():g}); resample it first, e.g. data.interp(time=...)"
         )
     return dt, units
+
+
+def time_tolerance(dt: float, t_max: float, eps: float) -> float:
+    """How far a time step may differ from the mean step `dt` and still count as uniform.
+
+    ``1e-6·dt + 8·eps·t_max``: each stored time is rounded to its dtype, an error of at most
+    ``eps/2·|t|`` (half a unit in the last place), so a difference of two carries up to
+    ``eps·t_max``; the factor 8 leaves room for the arithmetic that made the times (a float32
+    ``linspace(0, 10, 101)`` has steps from 0.0999994 to 0.1000004, 6e-7 off, within
+    8·1.19e-7·10 = 9.5e-6). ``1e-6·dt`` is the relative tolerance for exact dtypes and float64.
+    Relative to the step the tolerance is ``1e-6 + 8·eps·t_max/dt``: genuinely uneven
+    sampling, off by more than that, is refused.
+    """
+    return 1e-6 * dt + 8.0 * eps * t_max
 
 
 # Default PGD window, cells per side, by the number of spatial dims. On a ring a window of
@@ -92,6 +110,54 @@ def _time_step(data: xr.DataArray) -> tuple[float, str]:
 # percentile is exactly 1 and noise scores ~6 % percent_waves); w = 9 gives 1 in 256 and
 # noise ~1 %. On a torus a 5 × 5 window (25 cells) already gives ~1 %.
 DEFAULT_WINDOW = {1: 9, 2: 5}
+
+
+#: The local estimators of k and ω (see `analysis.fields`): "window" sums amplitude-weighted
+#: phase steps over a small space–time window (the default, robust to noise); "one_sample"
+#: differences the phase over one neighbour on each side (exact for clean waves, noisy).
+ESTIMATORS = ("window", "one_sample")
+#: Default window of the "window" estimator: (frames, cells per spatial side). 3 frames and
+#: 5 cells (5 × 5 on a torus) bring a 119-cell wave under 10 % noise to within 2 % in
+#: wavelength and speed (one-sample differences: −44 %), and keep the halo of the spatial
+#: chunks at 3 cells, the same as the directionality window's.
+DEFAULT_LOCAL_WINDOW = (3, 5)
+
+
+def resolve_estimator(
+    estimator: Any, local_window: Any, sizes: tuple[int, ...]
+) -> tuple[str, tuple[int, int]]:
+    """Check the estimator and its window ``(frames, cells)``; an int means both.
+
+    Raises
+    ------
+    AnalysisInputError
+        For an unknown estimator, or window sizes that are not odd positive integers or
+        are larger than the grid.
+    """
+    if estimator not in ESTIMATORS:
+        raise AnalysisInputError(
+            f"estimator must be one of {', '.join(repr(e) for e in ESTIMATORS)}, got {estimator!r}"
+        )
+    if local_window is None:
+        local_window = DEFAULT_LOCAL_WINDOW
+    elif isinstance(local_window, (int, np.integer)) and not isinstance(local_window, bool):
+        local_window = (int(local_window), int(local_window))
+    try:
+        frames, cells = local_window
+    except (TypeError, ValueError):
+        raise AnalysisInputError(
+            f"local_window must be an odd integer or a pair (frames, cells) of odd integers, "
+            f"got {local_window!r}"
+        ) from None
+    for name, v in (("frames", frames), ("cells", cells)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 or v % 2 == 0:
+            raise AnalysisInputError(f"local_window {name} must be an odd integer >= 1, got {v!r}")
+    if cells > min(sizes):
+        raise AnalysisInputError(
+            f"local_window of {cells} cells is larger than the grid {tuple(sizes)}; use a "
+            "smaller window"
+        )
+    return str(estimator), (int(frames), int(cells))
 
 
 def resolve_window(window: int | None, ndim: int) -> int:
@@ -179,13 +245,60 @@ def inspect_signal(
         values = np.asarray(data.data)
         if not np.all(np.isfinite(values)):
             bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+            if bad == values.size:
+                raise AnalysisInputError(
+                    f"all {bad} values of the data are NaN or inf; there is nothing to analyse"
+                )
             raise AnalysisInputError(
                 f"the data contains {bad} NaN or inf value(s); fill or drop them first, "
                 "e.g. data.interpolate_na('time') or data.fillna(0)"
             )
+        check_not_constant(values, dims.index(TIME))
     return SignalInfo(
         lead=lead, space=space, n_frames=n_frames, dt=dt, time_units=time_units, sizes=sizes
     )
+
+
+#: Fluctuations within this many units of rounding of the values count as none: a mean
+#: removed from a constant signal leaves a few ulps, whose "phase" would be noise.
+CONSTANT_ULPS = 64
+
+
+def constant_message(spread: float, scale: float) -> str:
+    return (
+        f"the data is constant in time (its values vary by {spread:.3g} at most, against "
+        f"{scale:.3g} in magnitude: no more than rounding), so it has no phase and no wave; "
+        "phase, wave vector, frequency and percent waves are undefined for it"
+    )
+
+
+def time_spread(values: np.ndarray, t_axis: int) -> tuple[float, float]:
+    """The largest change of any cell over time, and the largest magnitude of `values`."""
+    if np.iscomplexobj(values):
+        first = np.take(values, [0], axis=t_axis)
+        return float(np.max(np.abs(values - first))), float(np.max(np.abs(values)))
+    return float(np.max(np.ptp(values, axis=t_axis))), float(np.max(np.abs(values)))
+
+
+def is_constant(spread: float, scale: float, dtype: Any) -> bool:
+    """Whether a spread over time of `spread` is no more than rounding of values of `scale`."""
+    dtype = np.dtype(dtype)
+    eps = float(np.finfo(dtype).eps) if np.issubdtype(dtype, np.inexact) else 0.0
+    return spread <= CONSTANT_ULPS * eps * scale
+
+
+def check_not_constant(values: np.ndarray, t_axis: int) -> None:
+    """Raise `AnalysisInputError` if no cell of `values` varies in time beyond rounding.
+
+    A signal constant in time has no oscillation: after its mean is removed only rounding
+    is left, whose phase would describe a made-up wave (100 % waves, a "dominant frequency"
+    at Nyquist). Integer and boolean data count as constant only if exactly so.
+    """
+    if values.size == 0:
+        raise AnalysisInputError("the data is empty; there is nothing to analyse")
+    spread, scale = time_spread(values, t_axis)
+    if is_constant(spread, scale, values.dtype):
+        raise AnalysisInputError(constant_message(spread, scale))
 
 
 def check_band(band: Any, dt: float, n_frames: int) -> tuple[float, float]:

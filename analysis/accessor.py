@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import xarray as xr
-from oscsim.analysis import fields, report, spectrum, statistics
+from oscsim.analysis import fields, published, report, spectrum, statistics
 
 Band = tuple[float, float] | None
+Window = int | tuple[int, int] | None
 
 
 @xr.register_dataarray_accessor("waves")
@@ -33,37 +34,61 @@ class WavesAccessor:
         """``s + i·H[s]`` along time; see `analysis.analytic_signal`."""
         return fields.analytic_signal(self._data, band=band)
 
-    def phase(self, *, band: Band = None) -> xr.DataArray:
-        """Instantaneous phase in rad; see `analysis.phase`."""
-        return fields.phase(self._data, band=band)
+    def phase(self, *, band: Band = None, method: str = "analytic") -> xr.DataArray:
+        """Instantaneous (or generalized) phase in rad; see `analysis.phase`."""
+        return fields.phase(self._data, band=band, method=method)
 
     def amplitude(self, *, band: Band = None) -> xr.DataArray:
         """Instantaneous amplitude; see `analysis.amplitude`."""
         return fields.amplitude(self._data, band=band)
 
-    def frequency(self, *, band: Band = None) -> xr.DataArray:
+    def frequency(
+        self, *, band: Band = None, estimator: str = "window", local_window: Window = None
+    ) -> xr.DataArray:
         """Angular frequency ω = ∂θ/∂t (rad per time unit); see `instantaneous_frequency`."""
-        return fields.instantaneous_frequency(self._data, band=band)
+        return fields.instantaneous_frequency(
+            self._data, band=band, estimator=estimator, local_window=local_window
+        )
 
-    def wave_vector(self, *, band: Band = None) -> xr.Dataset:
+    def wave_vector(
+        self, *, band: Band = None, estimator: str = "window", local_window: Window = None
+    ) -> xr.Dataset:
         """k = −∇θ in rad per cell; see `analysis.wave_vector`."""
-        return fields.wave_vector(self._data, band=band)
+        return fields.wave_vector(
+            self._data, band=band, estimator=estimator, local_window=local_window
+        )
 
-    def phase_velocity(self, *, band: Band = None) -> xr.Dataset:
+    def phase_velocity(
+        self, *, band: Band = None, estimator: str = "window", local_window: Window = None
+    ) -> xr.Dataset:
         """v = ω·k/|k|² in cells per time unit; see `analysis.phase_velocity`."""
-        return fields.phase_velocity(self._data, band=band)
+        return fields.phase_velocity(
+            self._data, band=band, estimator=estimator, local_window=local_window
+        )
 
-    def speed(self, *, band: Band = None) -> xr.DataArray:
+    def speed(
+        self, *, band: Band = None, estimator: str = "window", local_window: Window = None
+    ) -> xr.DataArray:
         """|v| in cells per time unit; see `analysis.wave_speed`."""
-        return fields.wave_speed(self._data, band=band)
+        return fields.wave_speed(
+            self._data, band=band, estimator=estimator, local_window=local_window
+        )
 
-    def wavelength(self, *, band: Band = None) -> xr.DataArray:
+    def wavelength(
+        self, *, band: Band = None, estimator: str = "window", local_window: Window = None
+    ) -> xr.DataArray:
         """2π/|k| in cells; see `analysis.wavelength`."""
-        return fields.wavelength(self._data, band=band)
+        return fields.wavelength(
+            self._data, band=band, estimator=estimator, local_window=local_window
+        )
 
-    def direction(self, *, band: Band = None) -> xr.DataArray:
+    def direction(
+        self, *, band: Band = None, estimator: str = "window", local_window: Window = None
+    ) -> xr.DataArray:
         """atan2(v_y, v_x) in rad; see `analysis.direction`."""
-        return fields.direction(self._data, band=band)
+        return fields.direction(
+            self._data, band=band, estimator=estimator, local_window=local_window
+        )
 
     def pgd(self, *, band: Band = None, window: int | None = None) -> xr.DataArray:
         """Local phase-gradient directionality; see `analysis.phase_gradient_directionality`."""
@@ -81,9 +106,13 @@ class WavesAccessor:
         """The paper's long-wave share; see `analysis.percent_long_waves`."""
         return statistics.percent_long_waves(self._data, band=band, window=window, seed=seed)
 
-    def summary(self, *, band: Band = None) -> xr.Dataset:
-        """Amplitude-weighted medians and IQRs; see `analysis.summary_statistics`."""
-        return statistics.summary_statistics(self._data, band=band)
+    def summary(
+        self, *, band: Band = None, estimator: str = "window", local_window: Window = None
+    ) -> xr.Dataset:
+        """Amplitude-weighted medians, circular direction statistics; see `summary_statistics`."""
+        return statistics.summary_statistics(
+            self._data, band=band, estimator=estimator, local_window=local_window
+        )
 
     def dominant_mode(self, *, band: Band = None) -> xr.Dataset:
         """Strongest (k, ω) of the space–time spectrum; see `analysis.dominant_mode`."""
@@ -94,7 +123,28 @@ class WavesAccessor:
         return spectrum.kw_spectrum(self._data, band=band)
 
     def report(
-        self, *, band: Band = None, window: int | None = None, seed: int = 0
+        self,
+        *,
+        band: Band = None,
+        window: int | None = None,
+        seed: int = 0,
+        estimator: str = "window",
+        local_window: Window = None,
     ) -> dict[str, Any]:
         """The JSON-serialisable wave report; see `analysis.wave_report`."""
-        return report.wave_report(self._data, band=band, window=window, seed=seed)
+        return report.wave_report(
+            self._data,
+            band=band,
+            window=window,
+            seed=seed,
+            estimator=estimator,
+            local_window=local_window,
+        )
+
+    def published_phase(self) -> xr.DataArray:
+        """Band-pass, z-score, Hilbert phase as published; see `analysis.published_phase`."""
+        return published.published_phase(self._data)
+
+    def published_percent_waves(self, *, seed: int = 0) -> xr.DataArray:
+        """The paper's percent waves; see `analysis.published_percent_waves`."""
+        return published.published_percent_waves(self._data, seed=seed)

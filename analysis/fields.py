@@ -22,7 +22,16 @@ from typing import Any
 import numpy as np
 import xarray as xr
 from oscsim.analysis import _kernels as K
-from oscsim.analysis._validate import TIME, SignalInfo, inspect_signal, is_dask, resolve_window
+from oscsim.analysis._errors import AnalysisInputError
+from oscsim.analysis._validate import (
+    TIME,
+    SignalInfo,
+    check_not_constant,
+    inspect_signal,
+    is_dask,
+    resolve_estimator,
+    resolve_window,
+)
 
 __all__ = [
     "amplitude",
@@ -30,6 +39,7 @@ __all__ = [
     "bandpass",
     "direction",
     "instantaneous_frequency",
+    "local_resultant_length",
     "phase",
     "phase_gradient_directionality",
     "phase_velocity",
@@ -97,6 +107,9 @@ def _analytic(info: SignalInfo, arr: xr.DataArray, band: tuple[float, float] | N
     t_axis = len(info.lead)
 
     def kernel(x: np.ndarray) -> np.ndarray:
+        if is_dask(arr):
+            # NumPy data was checked whole by inspect_signal; a dask chunk when computed
+            check_not_constant(x, t_axis)
         return K.analytic_signal(x, t_axis, band=band, dt=info.dt, check=True)
 
     complex_dtype = np.result_type(K.float_dtype(arr.dtype), np.complex64)
@@ -180,15 +193,48 @@ def analytic_signal(data: xr.DataArray, *, band: tuple[float, float] | None = No
     return _like(values, arr, data, "analytic_signal", attrs)
 
 
-def phase(data: xr.DataArray, *, band: tuple[float, float] | None = None) -> xr.DataArray:
+def phase(
+    data: xr.DataArray,
+    *,
+    band: tuple[float, float] | None = None,
+    method: str = "analytic",
+    threshold: float = 0.0,
+) -> xr.DataArray:
     """Instantaneous phase ``θ = arg a`` in radians, in (−π, π].
 
-    Parameters and raises as `analytic_signal`.
+    Parameters
+    ----------
+    data, band
+        As for `analytic_signal`.
+    method
+        ``"analytic"`` (default): the phase of the analytic signal. ``"generalized"``: the
+        generalized phase of Davis et al. (2020, Nature 587: 432–436) for wideband signals —
+        the analytic signal's phase with its negative-frequency epochs (where it slips
+        backwards, instantaneous frequency below `threshold` rad per time unit) stitched
+        over by shape-preserving interpolation (see `analysis._kernels.generalized_phase`).
+    threshold
+        For ``"generalized"``: the frequency below which an epoch is stitched over.
+
+    Raises
+    ------
+    AnalysisInputError
+        As `analytic_signal`, and for an unknown method.
     """
+    if method not in ("analytic", "generalized"):
+        raise AnalysisInputError(f"method must be 'analytic' or 'generalized', got {method!r}")
     info, arr = _setup(data, band=band)
     a = _analytic(info, arr, band)
-    values = _map(np.angle, a, info, dtype=K.float_dtype(a.dtype))
-    attrs = {"long_name": "instantaneous phase", "units": "rad"}
+    if method == "generalized":
+        t_axis = len(info.lead)
+        thr = float(threshold)
+
+        def gp(x: np.ndarray) -> np.ndarray:
+            return K.generalized_phase(x, t_axis, info.dt, thr).astype(K.float_dtype(x.dtype))
+
+        values = _map(gp, a, info, dtype=K.float_dtype(a.dtype))
+    else:
+        values = _map(np.angle, a, info, dtype=K.float_dtype(a.dtype))
+    attrs = {"long_name": f"instantaneous phase ({method})", "units": "rad"}
     return _like(values, arr, data, "phase", attrs)
 
 
@@ -204,50 +250,130 @@ def amplitude(data: xr.DataArray, *, band: tuple[float, float] | None = None) ->
     return _like(values, arr, data, "amplitude", attrs)
 
 
-def _omega(info: SignalInfo, a: Any) -> Any:
-    t_axis = len(info.lead)
+Estimator = tuple[str, tuple[int, int]]
 
-    def kernel(x: np.ndarray) -> np.ndarray:
+
+def _estimator(info: SignalInfo, estimator: str, local_window: Any) -> Estimator:
+    return resolve_estimator(estimator, local_window, info.grid)
+
+
+def _omega(info: SignalInfo, a: Any, est: Estimator = ("one_sample", (1, 1))) -> Any:
+    t_axis = len(info.lead)
+    name, (frames, cells) = est
+    if name == "window":
+
+        def kernel(x: np.ndarray) -> np.ndarray:
+            (q, _), *_ = K.local_phase_sums(x, t_axis, info.ndim, frames, cells)
+            return (np.angle(q) / (2 * info.dt)).astype(K.float_dtype(x.dtype))
+
+        return _map(kernel, a, info, halo=cells // 2 + 1, dtype=K.float_dtype(a.dtype))
+
+    def one(x: np.ndarray) -> np.ndarray:
         return K.wrapped_time_rate(x, t_axis, info.dt)
 
-    return _map(kernel, a, info, dtype=K.float_dtype(a.dtype))
+    return _map(one, a, info, dtype=K.float_dtype(a.dtype))
 
 
-def _k(info: SignalInfo, a: Any) -> list[Any]:
+def _k(info: SignalInfo, a: Any, est: Estimator = ("one_sample", (1, 1))) -> list[Any]:
     """k = −∇θ, components in the order of ``info.space``."""
+    name, (frames, cells) = est
+    t_axis = len(info.lead)
     comps = []
-    for axis in range(-info.ndim, 0):
+    for i, axis in enumerate(range(-info.ndim, 0)):
+        kernel: Callable[[np.ndarray], np.ndarray]
+        if name == "window":
 
-        def kernel(x: np.ndarray, axis: int = axis) -> np.ndarray:
-            return -K.phase_gradient(x, axis)
+            def windowed(x: np.ndarray, i: int = i) -> np.ndarray:
+                sums = K.local_phase_sums(x, t_axis, info.ndim, frames, cells)
+                return (-np.angle(sums[1 + i][0])).astype(K.float_dtype(x.dtype))
 
-        comps.append(_map(kernel, a, info, halo=1, dtype=K.float_dtype(a.dtype)))
+            kernel, halo = windowed, cells // 2 + 1
+        else:
+
+            def one(x: np.ndarray, axis: int = axis) -> np.ndarray:
+                return -K.phase_gradient(x, axis)
+
+            kernel, halo = one, 1
+        comps.append(_map(kernel, a, info, halo=halo, dtype=K.float_dtype(a.dtype)))
     return comps
 
 
 def instantaneous_frequency(
-    data: xr.DataArray, *, band: tuple[float, float] | None = None
+    data: xr.DataArray,
+    *,
+    band: tuple[float, float] | None = None,
+    estimator: str = "window",
+    local_window: int | tuple[int, int] | None = None,
 ) -> xr.DataArray:
     """Angular frequency ``ω = ∂θ/∂t`` in rad per time unit.
 
-    From wrapped phase differences along ``time``: each frame takes the mean of the wrapped
-    differences to the previous and the next frame (exact for a linear phase up to the
-    Nyquist frequency); the first and last frames take the one-sided difference. The time
-    coordinate must be uniformly spaced; its step is the unit of time.
+    By default ``ω = arg Σ a(t'+1)·conj(a(t'−1)) / (2·dt)`` over the window around each
+    point (the amplitude-weighted circular mean of the phase steps); with
+    ``estimator="one_sample"``, the mean of the wrapped differences to the previous and the
+    next frame (exact for a linear phase up to the Nyquist frequency; one-sided at the first
+    and last frames). The time coordinate must be uniformly spaced; its step is the unit of
+    time.
 
-    Parameters and raises as `analytic_signal`.
+    Parameters
+    ----------
+    data, band
+        As for `analytic_signal`.
+    estimator
+        ``"window"`` (default): the angle of the amplitude-weighted sum of phase steps over
+        a window of ``local_window`` around each point — for ω the steps
+        ``a(t+1)·conj(a(t−1))`` (two frames, so that white noise adds no bias; valid below
+        half the Nyquist frequency), for k the steps ``a(x+1)·conj(a(x))`` along each grid
+        axis. ``"one_sample"``: the phase differenced over one neighbour on each side, exact
+        for clean waves up to the Nyquist frequency (and |k| < π/2), but noisy.
+    local_window
+        ``(frames, cells)`` of the window estimator, odd; an int means both; by default
+        ``(3, 5)``: 3 frames and 5 cells along each spatial axis (5 × 5 on a torus).
+
+    Raises
+    ------
+    AnalysisInputError
+        As `analytic_signal`, and for an unknown estimator or a bad window.
     """
     info, arr = _setup(data, band=band)
-    values = _omega(info, _analytic(info, arr, band))
-    attrs = {"long_name": "angular frequency", "units": _units(info)["omega"]}
+    est = _estimator(info, estimator, local_window)
+    values = _omega(info, _analytic(info, arr, band), est)
+    attrs = {
+        "long_name": "angular frequency",
+        "units": _units(info)["omega"],
+        "estimator": est[0],
+        "local_window": list(est[1]),
+    }
     return _like(values, arr, data, "omega", attrs)
 
 
-def wave_vector(data: xr.DataArray, *, band: tuple[float, float] | None = None) -> xr.Dataset:
+def wave_vector(
+    data: xr.DataArray,
+    *,
+    band: tuple[float, float] | None = None,
+    estimator: str = "window",
+    local_window: int | tuple[int, int] | None = None,
+) -> xr.Dataset:
     """Wave vector ``k = −∇θ`` in rad per cell.
 
-    ``∂θ/∂x ≈ arg(a[x+1]·conj(a[x−1])) / 2`` on the periodic grid, likewise along ``y``;
-    exact for plane waves longer than 4 cells (|k| < π/2).
+    By default ``k_x = −arg Σ a(x'+1)·conj(a(x'))`` over the window around each point,
+    likewise along ``y``; with ``estimator="one_sample"``,
+    ``∂θ/∂x ≈ arg(a[x+1]·conj(a[x−1])) / 2`` on the periodic grid. Both are exact for plane
+    waves longer than 2 cells (window) or 4 cells (one sample).
+
+    Parameters
+    ----------
+    data, band
+        As for `analytic_signal`.
+    estimator
+        ``"window"`` (default): the angle of the amplitude-weighted sum of phase steps over
+        a window of ``local_window`` around each point — for ω the steps
+        ``a(t+1)·conj(a(t−1))`` (two frames, so that white noise adds no bias; valid below
+        half the Nyquist frequency), for k the steps ``a(x+1)·conj(a(x))`` along each grid
+        axis. ``"one_sample"``: the phase differenced over one neighbour on each side, exact
+        for clean waves up to the Nyquist frequency (and |k| < π/2), but noisy.
+    local_window
+        ``(frames, cells)`` of the window estimator, odd; an int means both; by default
+        ``(3, 5)``: 3 frames and 5 cells along each spatial axis (5 × 5 on a torus).
 
     Returns
     -------
@@ -255,7 +381,8 @@ def wave_vector(data: xr.DataArray, *, band: tuple[float, float] | None = None) 
         ``k_x`` (and ``k_y`` on a torus), same dims as `data`.
     """
     info, arr = _setup(data, band=band)
-    comps = _k(info, _analytic(info, arr, band))
+    est = _estimator(info, estimator, local_window)
+    comps = _k(info, _analytic(info, arr, band), est)
     units = _units(info)["k"]
     return xr.Dataset(
         {
@@ -263,20 +390,69 @@ def wave_vector(data: xr.DataArray, *, band: tuple[float, float] | None = None) 
                 c, arr, data, f"k_{d}", {"long_name": f"wave vector, {d}", "units": units}
             )
             for d, c in zip(info.space, comps, strict=False)
-        }
+        },
+        attrs={"estimator": est[0], "local_window": list(est[1])},
     )
 
 
-def _velocity(info: SignalInfo, a: Any) -> list[Any]:
-    omega = _omega(info, a)
-    comps = _k(info, a)
+def local_resultant_length(
+    data: xr.DataArray,
+    *,
+    band: tuple[float, float] | None = None,
+    local_window: int | tuple[int, int] | None = None,
+) -> xr.Dataset:
+    """How well the phase steps in each window agree: the uncertainty of the window estimator.
+
+    ``R = |Σ p| / Σ |p|`` over the window of the ``"window"`` estimator, for the steps ``p``
+    in time (``R_omega``) and along each grid axis (``R_k_y``, ``R_k_x``). 1 where every step
+    in the window points the same way; for ``n`` independent steps of circular spread σ
+    (radians, small) it is about ``1 − σ²/2``, so the circular standard error of the
+    estimate is about ``sqrt(−2·ln R / n)``.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``R_omega``, ``R_k_x`` (and ``R_k_y``) in [0, 1], same dims as `data`.
+    """
+    info, arr = _setup(data, band=band)
+    _, (frames, cells) = _estimator(info, "window", local_window)
+    a = _analytic(info, arr, band)
+    t_axis = len(info.lead)
+    names = ["omega", *(f"k_{d}" for d in info.space)]
+    out = {}
+    for i, name in enumerate(names):
+
+        def kernel(x: np.ndarray, i: int = i) -> np.ndarray:
+            s, m = K.local_phase_sums(x, t_axis, info.ndim, frames, cells, magnitude=True)[i]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r = np.where(m > 0, np.abs(s) / m, 0.0)
+            return np.minimum(r, 1.0).astype(K.float_dtype(x.dtype))
+
+        values = _map(kernel, a, info, halo=cells // 2 + 1, dtype=K.float_dtype(a.dtype))
+        out[f"R_{name}"] = _like(
+            values, arr, data, f"R_{name}", {"long_name": f"resultant length, {name}", "units": "1"}
+        )
+    return xr.Dataset(out, attrs={"local_window": [frames, cells]})
+
+
+def _velocity(info: SignalInfo, a: Any, est: Estimator) -> list[Any]:
+    omega = _omega(info, a, est)
+    comps = _k(info, a, est)
     k2 = sum(c * c for c in comps)
     with np.errstate(divide="ignore", invalid="ignore"):
         return [omega * c / k2 for c in comps]
 
 
-def phase_velocity(data: xr.DataArray, *, band: tuple[float, float] | None = None) -> xr.Dataset:
+def phase_velocity(
+    data: xr.DataArray,
+    *,
+    band: tuple[float, float] | None = None,
+    estimator: str = "window",
+    local_window: int | tuple[int, int] | None = None,
+) -> xr.Dataset:
     """Phase velocity ``v = ω·k / |k|²`` in cells per time unit.
+
+    Parameters as `wave_vector`.
 
     Returns
     -------
@@ -284,7 +460,8 @@ def phase_velocity(data: xr.DataArray, *, band: tuple[float, float] | None = Non
         ``v_x`` (and ``v_y`` on a torus); infinite where ``k = 0``.
     """
     info, arr = _setup(data, band=band)
-    comps = _velocity(info, _analytic(info, arr, band))
+    est = _estimator(info, estimator, local_window)
+    comps = _velocity(info, _analytic(info, arr, band), est)
     units = _units(info)["velocity"]
     return xr.Dataset(
         {
@@ -296,35 +473,62 @@ def phase_velocity(data: xr.DataArray, *, band: tuple[float, float] | None = Non
     )
 
 
-def wave_speed(data: xr.DataArray, *, band: tuple[float, float] | None = None) -> xr.DataArray:
-    """Wave speed ``|v| = |ω| / |k|`` in cells per time unit (infinite where ``k = 0``)."""
+def wave_speed(
+    data: xr.DataArray,
+    *,
+    band: tuple[float, float] | None = None,
+    estimator: str = "window",
+    local_window: int | tuple[int, int] | None = None,
+) -> xr.DataArray:
+    """Wave speed ``|v| = |ω| / |k|`` in cells per time unit (infinite where ``k = 0``).
+
+    Parameters as `wave_vector`.
+    """
     info, arr = _setup(data, band=band)
+    est = _estimator(info, estimator, local_window)
     a = _analytic(info, arr, band)
-    omega = _omega(info, a)
-    knorm = sum(c * c for c in _k(info, a)) ** 0.5
+    omega = _omega(info, a, est)
+    knorm = sum(c * c for c in _k(info, a, est)) ** 0.5
     with np.errstate(divide="ignore", invalid="ignore"):
         values = abs(omega) / knorm
     attrs = {"long_name": "wave speed", "units": _units(info)["velocity"]}
     return _like(values, arr, data, "speed", attrs)
 
 
-def wavelength(data: xr.DataArray, *, band: tuple[float, float] | None = None) -> xr.DataArray:
-    """Wavelength ``2π / |k|`` in cells (infinite where ``k = 0``)."""
+def wavelength(
+    data: xr.DataArray,
+    *,
+    band: tuple[float, float] | None = None,
+    estimator: str = "window",
+    local_window: int | tuple[int, int] | None = None,
+) -> xr.DataArray:
+    """Wavelength ``2π / |k|`` in cells (infinite where ``k = 0``).
+
+    Parameters as `wave_vector`.
+    """
     info, arr = _setup(data, band=band)
-    knorm = sum(c * c for c in _k(info, _analytic(info, arr, band))) ** 0.5
+    est = _estimator(info, estimator, local_window)
+    knorm = sum(c * c for c in _k(info, _analytic(info, arr, band), est)) ** 0.5
     with np.errstate(divide="ignore"):
         values = (2 * math.pi) / knorm
     attrs = {"long_name": "wavelength", "units": _units(info)["length"]}
     return _like(values, arr, data, "wavelength", attrs)
 
 
-def direction(data: xr.DataArray, *, band: tuple[float, float] | None = None) -> xr.DataArray:
+def direction(
+    data: xr.DataArray,
+    *,
+    band: tuple[float, float] | None = None,
+    estimator: str = "window",
+    local_window: int | tuple[int, int] | None = None,
+) -> xr.DataArray:
     """Direction of propagation ``atan2(v_y, v_x)`` in radians, from +x towards +y.
 
-    On a ring it is 0 (towards +x) or π (towards −x).
+    On a ring it is 0 (towards +x) or π (towards −x). Parameters as `wave_vector`.
     """
     info, arr = _setup(data, band=band)
-    comps = _velocity(info, _analytic(info, arr, band))
+    est = _estimator(info, estimator, local_window)
+    comps = _velocity(info, _analytic(info, arr, band), est)
     vy = comps[0] if info.ndim == 2 else 0.0
     values = np.arctan2(vy, comps[-1])
     attrs = {"long_name": "direction of propagation", "units": "rad"}

@@ -30,14 +30,12 @@ def summary_from(result: Analysis) -> xr.Dataset:
         "wavelength": "cell",
         "omega": f"rad / {tu}",
         "frequency": f"1 / {tu}",
-        "direction": "rad",
     }
     names = {
         "speed": "wave speed",
         "wavelength": "wavelength",
         "omega": "angular frequency",
         "frequency": "frequency",
-        "direction": "direction of propagation",
     }
     data_vars = {
         key: xr.DataArray(
@@ -47,13 +45,24 @@ def summary_from(result: Analysis) -> xr.Dataset:
         )
         for key, unit in units.items()
     }
+    circ = result.summary["direction"]
+    for key, long_name in (
+        ("mean", "circular mean direction of propagation"),
+        ("median", "circular median direction of propagation"),
+        ("circular_std", "circular standard deviation of the direction"),
+        ("resultant_length", "resultant length of the directions"),
+    ):
+        data_vars[f"direction_{key}"] = xr.DataArray(
+            circ[key],
+            attrs={"units": "1" if key == "resultant_length" else "rad", "long_name": long_name},
+        )
     return xr.Dataset(
         data_vars,
         coords={"statistic": list(_STATISTICS)},
         attrs={
             "description": (
                 "amplitude-weighted median, quartiles and inter-quartile range over time, "
-                "space and every other dimension; direction quartiles are circular"
+                "space and every other dimension; directions by circular statistics"
             ),
             "points": result.points,
         },
@@ -61,15 +70,20 @@ def summary_from(result: Analysis) -> xr.Dataset:
 
 
 def summary_statistics(
-    data: xr.DataArray, *, band: tuple[float, float] | None = None
+    data: xr.DataArray,
+    *,
+    band: tuple[float, float] | None = None,
+    estimator: str = "window",
+    local_window: int | tuple[int, int] | None = None,
 ) -> xr.Dataset:
-    """Amplitude-weighted median, quartiles and IQR of speed, wavelength, ω, frequency, direction.
+    """Amplitude-weighted medians and quartiles of speed, wavelength, ω and frequency; circular
+    statistics of the direction.
 
     Each (time, cell) point counts with the weight of its instantaneous amplitude, so that
     points where the oscillation has died out hardly count. Quantiles are read off fine
-    histograms (bins of at most 0.1 % of the value; 0.02° for directions) summed over
-    chunks. Directions are cut opposite their mean before taking quantiles, so a
-    distribution around ±π is not split.
+    histograms (bins of at most 0.1 % of the value) summed over chunks. Directions are
+    angles, and get circular statistics only: the circular mean, the circular median, the
+    resultant length R and the circular standard deviation sqrt(−2 ln R).
 
     Parameters
     ----------
@@ -77,19 +91,23 @@ def summary_statistics(
         The real signal (dims ``time``, ``x`` or ``y, x``, others pooled).
     band
         Optional band-pass ``(low, high)`` in cycles per time unit.
+    estimator, local_window
+        The local estimator of k and ω, as for `analysis.wave_vector`.
 
     Returns
     -------
     xarray.Dataset
-        Variables ``speed``, ``wavelength``, ``omega``, ``frequency``, ``direction`` over
-        dim ``statistic`` = ``median, q25, q75, iqr``, with ``units`` attrs.
+        Variables ``speed``, ``wavelength``, ``omega``, ``frequency`` over dim
+        ``statistic`` = ``median, q25, q75, iqr``; 0-d ``direction_mean``,
+        ``direction_median``, ``direction_circular_std`` (rad) and
+        ``direction_resultant_length``; with ``units`` attrs.
 
     Raises
     ------
     AnalysisInputError
         If `data` is not a signal the analysis accepts.
     """
-    return summary_from(analyse(data, band=band))
+    return summary_from(analyse(data, band=band, estimator=estimator, local_window=local_window))
 
 
 def _percent(value: float, threshold: float, result: Analysis, what: str) -> xr.DataArray:
