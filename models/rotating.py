@@ -812,3 +812,55 @@ def recipe_from_args(args: Any, options: dict[str, Any]) -> RotatingRecipe:
     )
     recipe.validate()
     return recipe
+
+
+# --------------------------------------------------------------------------------------
+# forecasts and equivariance
+
+
+def _step(
+    model: PublishedRotatingNWM, h: torch.Tensor, v: torch.Tensor, s: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of the recurrence on sheets (the published update)."""
+    step, gamma, alpha = model.coefficients()
+    pre = model.conv(h, "coupling") + model.conv(v, "damping") + model.conv(s, "driving")
+    v = v + step * (torch.tanh(pre + model.bias) - gamma * h - alpha * v)
+    return h + step * v, v
+
+
+@torch.no_grad()
+def closed_loop_forecast(
+    model: PublishedRotatingNWM, frames: torch.Tensor, steps: int
+) -> torch.Tensor:
+    """The model's own forecast: observe ``frames``, then feed back its predictions.
+
+    The observed frames drive the sheet through their posterior means; after the last
+    one, each predicted frame (pixel probabilities) is encoded as the next input.
+
+    Parameters
+    ----------
+    frames
+        ``(B, T, 784)`` observed frames ``0 … T−1``.
+    steps
+        How many frames to predict, ``≥ 1``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, steps, 784)``: the predictions of frames ``T … T + steps − 1``.
+    """
+    if steps < 1:
+        raise OscsimInputError(f"steps must be at least 1; got {steps}")
+    b, t = frames.shape[:2]
+    zeros = torch.zeros(b, t, 2 * CELLS, dtype=frames.dtype)
+    out = model.run(frames, zeros, zeros[:, 0])
+    h = model.sheet(out["position"][:, -1])
+    v = model.sheet(out["velocity"][:, -1])
+    prediction = out["probs"][:, -1]
+    predictions = [prediction]
+    for _ in range(steps - 1):
+        mu, _ = model.posterior(prediction)
+        h, v = _step(model, h, v, model.sheet(model.drive_of(mu)))
+        prediction = model.decode(model.flat(h))
+        predictions.append(prediction)
+    return torch.stack(predictions, dim=1)

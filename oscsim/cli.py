@@ -79,7 +79,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return run_benchmarks(only=args.only, quick=args.quick, out=args.out)
 
 
-EXPERIMENTS = ("forecast_table", "forecast_seeds", "rotmnist_equivariance", "sequence_table")
+EXPERIMENTS = (
+    "forecast_table",
+    "forecast_seeds",
+    "rotmnist_equivariance",
+    "rotmnist_waves",
+    "sequence_table",
+)
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
