@@ -30,7 +30,9 @@ def test_phase_velocity_moves_the_wave_onto_its_next_frame() -> None:
     np.testing.assert_allclose(moved.numpy(), wave[0, 6], atol=1e-10)
 
 
+@pytest.mark.parametrize("name", ["published2d", "published1d"])
 def test_command_writes_numbers_and_pictures(
+    name: str,
     fake_mnist_root: Path,  # noqa: F811
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -41,8 +43,8 @@ def test_command_writes_numbers_and_pictures(
     # As the command runs: float32 throughout (the initial weights are drawn in it too).
     torch.set_default_dtype(torch.float32)
     try:
-        model = build_published_model("published2d", seed=0)
-        recipe = {"model": "published2d", "seed": 0}
+        model = build_published_model(name, seed=0)
+        recipe = {"model": name, "seed": 0}
         meta = {"recipe": recipe, "step": 0, "epoch": 0.0, "elapsed": 0.0}
         save_published(checkpoint, model, None, meta)
         assert main([str(checkpoint), "--out", str(out), "--digits", "3", "--animate", "1"]) == 0
@@ -55,7 +57,11 @@ def test_command_writes_numbers_and_pictures(
     # The untrained model at its own initialisation: the same weights, the same numbers.
     assert result["percent_waves"] == pytest.approx(result["percent_waves_init"])
     assert (out / "waves.gif").stat().st_size > 0 and (out / "waves_frames.png").exists()
-    assert set(result["equivariance"]["mse"]) == {"shifted", "unshifted", "forecast"}
+    details = result["equivariance"] if name == "published2d" else result["roll_1d"]
+    assert set(details["mse"]) == {"shifted", "unshifted", "forecast"}
+    assert len(details["mse_curves"]["shifted"]) == 9
+    if name == "published1d":
+        assert result["equivariance_gain"] is None and len(details["roll_cells"]) == 9
 
 
 def test_command_refuses_bad_options(tmp_path: Path) -> None:
