@@ -29,7 +29,9 @@ rotated digit (frame ``t + 1 + j``):
   kept, and decoded ("shifted"); against decoding the state as it is ("unshifted") and
   against the model's own closed-loop forecast ("forecast"). The normalised gain is
   ``(MSE unshifted − MSE shifted) / (MSE unshifted − MSE forecast)``: 0 when shifting does
-  nothing, 1 when it is as good as running the model.
+  nothing, 1 when it is as good as running the model. Two diagnostics use instead the
+  translation that best maps one frame onto the next (`estimate_wave_velocity`), of the
+  wave component and of the whole latent.
 - 1-D: the whole latent rolled forward along the rings by ``j·v`` cells, ``v`` the
   measured travel per frame (cells), decoded; the same three errors per ``j``.
 
@@ -154,46 +156,73 @@ def equivariance(
     from oscsim import analysis
 
     frames = to_frames(clips)
+    # Each variant: (the component that moves, its velocity in cells per frame).
+    variants: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if model.layout == "torus":
         wave_all = analysis.published_bandpass(_recording(position, "torus")).values
         velocity, _, _ = phase_velocity(wave_all[:, STARTS[0] :])
+        variants["shifted"] = (wave_all, velocity)
+        # Diagnostics: the translation that best maps one frame onto the next (least
+        # squares), for the wave component and for the whole latent.
+        later = torch.as_tensor(wave_all[:, STARTS[0] :]).transpose(0, 1)[:, :, None]
+        variants["wave_best_translation"] = (
+            wave_all, np.array(estimate_wave_velocity(later))
+        )  # fmt: skip
+        whole = torch.as_tensor(position[:, STARTS[0] :]).transpose(0, 1)[:, :, None]
+        variants["latent_best_translation"] = (
+            position, np.array(estimate_wave_velocity(whole))
+        )  # fmt: skip
     else:
-        wave_all = position
         latents = torch.as_tensor(position[:, STARTS[0] :]).transpose(0, 1)
-        velocity = np.array(estimate_wave_velocity(latents))
-    per_j: dict[str, list[list[float]]] = {"shifted": [], "unshifted": [], "forecast": []}
+        variants["shifted"] = (position, np.array(estimate_wave_velocity(latents)))
+    names = [*variants, "unshifted", "forecast"]
+    per_j: dict[str, list[list[float]]] = {name: [] for name in names}
     for t in STARTS:
         state = torch.as_tensor(position[:, t], dtype=torch.float32)
-        wave = torch.as_tensor(wave_all[:, t], dtype=torch.float32)
-        rest = state - wave if model.layout == "torus" else torch.zeros_like(state)
         forecast = closed_loop_forecast(model, frames[:, : t + 1], AHEAD + 1)
+        rows: dict[str, list[float]] = {name: [] for name in names}
         with torch.no_grad():
             unshifted = model.decode(state.reshape(len(state), -1))
-            rows: dict[str, list[float]] = {"shifted": [], "unshifted": [], "forecast": []}
             for j in range(1, AHEAD + 1):
                 target = frames[:, t + 1 + j]
-                moved = rest + fourier_shift(wave, list(j * velocity))
-                rows["shifted"].append(_mse(model.decode(moved.reshape(len(state), -1)), target))
+                for name, (component, velocity) in variants.items():
+                    moving = torch.as_tensor(component[:, t], dtype=torch.float32)
+                    moved = state - moving + fourier_shift(moving, list(j * velocity))
+                    rows[name].append(_mse(model.decode(moved.reshape(len(state), -1)), target))
                 rows["unshifted"].append(_mse(unshifted, target))
                 rows["forecast"].append(_mse(forecast[:, j], target))
         for key, value in rows.items():
             per_j[key].append(value)
     curves = {key: np.mean(value, axis=0).tolist() for key, value in per_j.items()}
     pooled = {key: float(np.mean(value)) for key, value in curves.items()}
+    main_velocity = variants["shifted"][1]
     out: dict[str, Any] = {
         "starts": list(STARTS),
         "frames_ahead": list(range(1, AHEAD + 1)),
-        "velocity_cells_per_frame": [float(v) for v in velocity],
-        "mse_curves": curves,
-        "mse": pooled,
+        "velocity_cells_per_frame": [float(v) for v in main_velocity],
+        "mse_curves": {k: curves[k] for k in ("shifted", "unshifted", "forecast")},
+        "mse": {k: pooled[k] for k in ("shifted", "unshifted", "forecast")},
     }
+    denominator = pooled["unshifted"] - pooled["forecast"]
+
+    def gain(name: str) -> float | None:
+        if denominator <= 0:
+            return None
+        return (pooled["unshifted"] - pooled[name]) / denominator
+
     if model.layout == "torus":
-        denominator = pooled["unshifted"] - pooled["forecast"]
-        out["gain"] = (
-            (pooled["unshifted"] - pooled["shifted"]) / denominator if denominator > 0 else None
-        )
+        out["gain"] = gain("shifted")
+        out["diagnostics"] = {
+            name: {
+                "velocity_cells_per_frame": [float(v) for v in variants[name][1]],
+                "mse_curve": curves[name],
+                "mse": pooled[name],
+                "gain": gain(name),
+            }
+            for name in ("wave_best_translation", "latent_best_translation")
+        }
     else:
-        out["roll_cells"] = [float(j * velocity[0]) for j in range(1, AHEAD + 1)]
+        out["roll_cells"] = [float(j * main_velocity[0]) for j in range(1, AHEAD + 1)]
         out["rolled_closer_than_unrolled_at_every_shift"] = bool(
             all(s < u for s, u in zip(curves["shifted"], curves["unshifted"], strict=True))
         )
