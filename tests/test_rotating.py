@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from oscsim.models.rotating import (
     CELLS,
+    PublishedRotatingNWM,
     RotatingRecipe,
     _Correlate3x3,
     _GaussianHead,
@@ -36,7 +37,7 @@ def fake_data(fake_mnist_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:  
 
 def _batch(
     name: str, dtype: torch.dtype, b: int = 3, t: int = 5
-) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[PublishedRotatingNWM, torch.Tensor, torch.Tensor, torch.Tensor]:
     model = build_published_model(name, seed=1).to(dtype)
     # Away from the initial values, so that every parameter carries its own gradient.
     gen = torch.Generator().manual_seed(2)
