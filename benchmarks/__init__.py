@@ -30,6 +30,7 @@ BENCHMARKS: tuple[str, ...] = (
     "sweep",
     "distributed",
     "icar",
+    "rotating",
 )
 
 ROW_KEYS = ("benchmark", "case", "ours_s", "baseline", "baseline_s", "ratio", "note")

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 from oscsim.models.checkpoint import LAST, CheckpointError
+from oscsim.models.rotating import PUBLISHED_MODELS, recipe_from_args, train_published
 from oscsim.models.runs import build_run, model_from_checkpoint
 from oscsim.models.training import RunConfig, Trainer, evaluate, load_checkpoint
 
@@ -188,6 +189,12 @@ def train_command(args: argparse.Namespace) -> int:
     nproc = getattr(args, "nproc", 1)
     if nproc is None or nproc < 1:
         raise OscsimInputError(f"--nproc must be >= 1, got {nproc}")
+    if args.task == "rotmnist" and args.model in PUBLISHED_MODELS:
+        if nproc != 1:
+            raise OscsimInputError(
+                "--nproc: the published rotating-MNIST recipe trains on one process"
+            )
+        return _train_published(args)
     run = run_config_from_args(args)
     if nproc > 1:
         from oscsim.models.distributed import launch
@@ -233,6 +240,26 @@ def train_process(run_dict: dict[str, Any], resume: bool) -> int:
             print(json.dumps(summary, indent=2, default=str), flush=True)
     finally:
         leave()
+    return 0
+
+
+def _train_published(args: argparse.Namespace) -> int:
+    """The published rotating-MNIST VAEs train with their own loop (SGD, a VAE loss)."""
+    for name in ("epochs", "max_steps", "batch_size", "lr", "limit_train", "checkpoint_every"):
+        _positive(f"--{name.replace('_', '-')}", getattr(args, name))
+    if args.seed is None:
+        args.seed = 0
+    recipe = recipe_from_args(args, _model_options(args.set))
+    out = args.out or f"runs/{args.task}-{args.model}-s{args.seed}"
+    print(
+        f"oscsim train: rotmnist with {recipe.model} (published recipe), batch "
+        f"{recipe.batch_size}, SGD lr {recipe.lr:g} momentum {recipe.momentum:g}, up to "
+        f"{recipe.epochs} epochs"
+        + (f" / {recipe.max_steps} steps" if recipe.max_steps else "")
+        + f" → {out}"
+    )
+    summary = train_published(recipe, out, resume=args.resume)
+    print(json.dumps(summary, indent=2, default=str))
     return 0
 
 

@@ -44,7 +44,8 @@ DECODER_OUTPUTS = ("sigmoid", "linear")
 FORECAST_MODELS: dict[str, dict[str, str]] = {
     name: {"family": dict(entry.settings)["kind"], "coupling": dict(entry.settings)["coupling"]}
     for name, entry in registry_models("forecast").items()
-    if dict(entry.settings)["kind"] != "icar"  # the paper's forecaster: `oscsim.models.icar`
+    # the paper's own models have their own modules: `oscsim.models.icar`, `.rotating`
+    if dict(entry.settings)["kind"] not in ("icar", "published_vae")
 }
 """Model names of the forecasting tasks → family and oscillator coupling."""
 

@@ -106,6 +106,19 @@ _MODELS = (
         (("kind", "latent_ode"), ("coupling", "global")),
     ),
     ModelEntry("lstm", "forecast", "LSTM forecaster", (("kind", "lstm"), ("coupling", "none"))),
+    # The published rotating-MNIST VAEs (rotmnist only; `oscsim.models.rotating`).
+    ModelEntry(
+        "published2d",
+        "forecast",
+        "the published rotating-MNIST VAE on a 36×36 torus (its own SGD recipe)",
+        (("kind", "published_vae"), ("coupling", "local")),
+    ),
+    ModelEntry(
+        "published1d",
+        "forecast",
+        "the published rotating-MNIST VAE on 24 rings of 54 (forward coupling)",
+        (("kind", "published_vae"), ("coupling", "local")),
+    ),
     # The paper's forecaster (Hamiltonian suite only; `oscsim.models.icar`).
     ModelEntry(
         "icar_nwm2d",

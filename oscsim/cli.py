@@ -174,6 +174,7 @@ EXPERIMENTS = (
     "forecast_seeds",
     "icar_vpt",
     "rotmnist_equivariance",
+    "rotmnist_waves",
     "sequence_table",
 )
 
