@@ -28,10 +28,11 @@ def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
     Examples
     --------
     >>> check_choice("method", "rk4", ("euler", "rk4"))
-    >>> check_choice("method", "rk5", ("euler", "rk4"))
-    Traceback (most recent call last):
-    ...
-    oscsim.errors.OscsimInputError: method must be one of euler, rk4; got 'rk5'
+    >>> try:
+    ...     check_choice("method", "rk5", ("euler", "rk4"))
+    ... except OscsimInputError as error:
+    ...     print(error)
+    method must be one of euler, rk4; got 'rk5'
     """
     if value not in allowed:
         raise OscsimInputError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")

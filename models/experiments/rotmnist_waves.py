@@ -277,11 +277,18 @@ def write_animation(
         _canvas([_panels(clips, rgb, probs, d, t) for d in range(digits)])
         for t in range(clips.shape[1])
     ]
-    images = [Image.fromarray(f).quantize(colors=255, dither=Image.Dither.NONE) for f in frames]
+    # 64 colours keep the phase hues apart and the file small enough to commit (about 2 MB).
+    images = [Image.fromarray(f).quantize(colors=64, dither=Image.Dither.NONE) for f in frames]
     written = []
     with atomic_target(out / "waves.gif") as tmp:
         images[0].save(
-            tmp, format="GIF", save_all=True, append_images=images[1:], duration=100, loop=0
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=100,
+            loop=0,
+            optimize=True,
         )
     written.append("waves.gif")
     ffmpeg = shutil.which("ffmpeg")
