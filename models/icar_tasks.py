@@ -177,10 +177,10 @@ def build_icar_run(
     task = ICARHamiltonianTask(
         run.task,
         seed=run.seed,
-        **task_options,
         observed=model.observed,
         limit_train=run.limit_train,
         limit_eval=run.limit_eval,
+        **task_options,
     )
     return task, model
 
