@@ -106,10 +106,10 @@ class Partial:
     weight_cos: float = 0.0
     weight_sin: float = 0.0
     points: int = 0
+    power: np.ndarray | None = None
     # largest change over time of any cell, and largest magnitude (checked blocks only)
     spread: float = 0.0
     scale: float = 0.0
-    power: np.ndarray | None = None
     # (lead offsets, (y0, x0), theta of shape (*lead_block, n_null, Y, X)) per block
     null: list[tuple[tuple[int, ...], tuple[int, int], np.ndarray]] = field(default_factory=list)
     # one-sided spectra (F, Y, X) per field, scaled by 2 on (0, Nyquist): NumPy data only

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from oscsim.models._choices import check_known
 from oscsim.models.registry import models as registry_models
 from oscsim.models.sequence import CoreSpec, LearnedStep
 from torch import nn
@@ -589,10 +590,7 @@ def build_forecaster(
     OscsimInputError
         For an unknown name or option.
     """
-    if name not in FORECAST_MODELS:
-        raise OscsimInputError(
-            f"unknown forecasting model {name!r}; choose one of {', '.join(FORECAST_MODELS)}"
-        )
+    check_known("forecasting model", name, FORECAST_MODELS)
     family = FORECAST_MODELS[name]["family"]
     options = dict(options or {})
     unknown = sorted(set(options) - FAMILY_OPTIONS[family])

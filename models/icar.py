@@ -53,6 +53,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from oscsim.models._choices import check_known
 from torch import nn
 
 from oscsim import ImexField, OscsimInputError, imex_sequence
@@ -157,10 +158,7 @@ def icar_config(preset: str = "paper", **overrides: Any) -> ICARConfig:
     OscsimInputError
         For an unknown preset or field.
     """
-    if preset not in ICAR_PRESETS:
-        raise OscsimInputError(
-            f"unknown ICAR preset {preset!r}; choose one of {', '.join(ICAR_PRESETS)}"
-        )
+    check_known("ICAR preset", preset, ICAR_PRESETS)
     fields = set(ICARConfig.__dataclass_fields__)
     unknown = sorted(set(overrides) - fields)
     if unknown:
@@ -696,10 +694,7 @@ def build_icar(
     OscsimInputError
         For an unknown name, preset or option.
     """
-    if name not in ICAR_MODELS:
-        raise OscsimInputError(
-            f"unknown ICAR model {name!r}; choose one of {', '.join(ICAR_MODELS)}"
-        )
+    check_known("ICAR model", name, ICAR_MODELS)
     config = icar_config(preset, **overrides)
     torch.manual_seed(seed)
     core = ICAR_MODELS[name]

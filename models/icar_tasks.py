@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from oscsim.models._choices import check_known
 from oscsim.models.data import hamiltonian_trajectories
 from oscsim.models.forecast_tasks import HamiltonianForecastTask
 from oscsim.models.icar import (
@@ -170,10 +171,7 @@ def build_icar_run(
     OscsimInputError
         For an unknown model or option.
     """
-    if run.model not in ICAR_MODELS:
-        raise OscsimInputError(
-            f"unknown ICAR model {run.model!r}; choose one of {', '.join(ICAR_MODELS)}"
-        )
+    check_known("ICAR model", run.model, ICAR_MODELS)
     task_options, preset, model_options = _split_options(run.model_options, task_state)
     model = build_icar(run.model, preset=preset, seed=run.seed, **model_options)
     task = ICARHamiltonianTask(

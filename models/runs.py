@@ -38,10 +38,10 @@ def sequence_run(run: RunConfig, task_state: dict[str, Any] | None) -> tuple[Tas
     task = build_task(
         run.task,
         seed=run.seed,
+        state=task_state,
         limit_train=run.limit_train,
         limit_eval=run.limit_eval,
         seq_len=run.seq_len,
-        state=task_state,
         protocol=None if protocol is None else str(protocol),
     )
     defaults = task.defaults

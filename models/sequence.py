@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
+from oscsim.models._choices import check_known
 from torch import nn
 
 from oscsim import OscillatorNetwork, OscsimInputError, imex_sequence, map_inputs
@@ -217,10 +218,7 @@ def build_sequence_model(
     OscsimInputError
         Unknown model, preset or option.
     """
-    if name not in SEQUENCE_MODELS:
-        raise OscsimInputError(
-            f"unknown model {name!r}; choose one of {', '.join(SEQUENCE_MODELS)}"
-        )
+    check_known("model", name, SEQUENCE_MODELS)
     options = dict(options or {})
     preset = str(options.pop("preset", "reference"))
     if preset not in PRESETS:

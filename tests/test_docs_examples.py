@@ -203,13 +203,17 @@ DOCTEST_MODULES = (
 )
 
 
+#: Each source folder and the package it is imported as.
+PACKAGE_FOLDERS = (
+    ("oscsim", "oscsim"),
+    ("models", "oscsim.models"),
+    ("analysis", "oscsim.analysis"),
+)
+
+
 def test_every_module_with_examples_is_listed() -> None:
     found = set()
-    for folder, package in (
-        ("oscsim", "oscsim"),
-        ("models", "oscsim.models"),
-        ("analysis", "oscsim.analysis"),
-    ):
+    for folder, package in PACKAGE_FOLDERS:
         for path in (ROOT / folder).rglob("*.py"):
             if ">>>" in path.read_text(encoding="utf-8"):
                 parts = path.relative_to(ROOT / folder).with_suffix("").parts
@@ -251,11 +255,7 @@ def test_every_public_package_has_an_api_page() -> None:
     for page in (ROOT / "docs" / "reference").glob("*.md"):
         rendered |= set(re.findall(r"^::: ([\w.]+)\s*$", page.read_text(encoding="utf-8"), re.M))
     public = set()
-    for folder, package in (
-        ("oscsim", "oscsim"),
-        ("models", "oscsim.models"),
-        ("analysis", "oscsim.analysis"),
-    ):
+    for folder, package in PACKAGE_FOLDERS:
         for path in (ROOT / folder).rglob("__init__.py"):
             parts = path.relative_to(ROOT / folder).parent.parts
             if re.search(r"^__all__\b", path.read_text(encoding="utf-8"), re.M):

@@ -184,11 +184,11 @@ def test_a_few_teacher_forced_steps_lower_the_loss(data_dir: Path) -> None:
     run = RunConfig(
         task="mass_spring",
         model="icar_nwm2d",
+        out=str(data_dir / "learn"),
         seed=0,
         epochs=100,
         batch_size=4,
         lr=2e-3,
-        out=str(data_dir / "learn"),
         max_steps=40,
         model_options={**options, "n_train": 16, "n_eval": 4},
         checkpoint_every=1000,

@@ -379,27 +379,22 @@ def test_global_coupling_is_estimated_like_the_same_local_network(method: str) -
     """A dense matrix that is the circulant of a local kernel is the same network: its one
     dense eigenvalue problem must predict the growth the Fourier modes predict."""
     kernel = np.array([[[1.0, -2.5, 1.0]]]) * 40.0
-    local = NetworkParameters.random(
-        [12],
-        coupling="local",
-        gamma=0.5,
-        epsilon=0.05,
-        activation="identity",
-        kernel_position=kernel,
-        kernel_velocity=np.zeros((1, 1, 3)),
-    )
     circulant = np.zeros((12, 12))
     for cell in range(12):
         for offset, weight in zip((-1, 0, 1), kernel.ravel(), strict=True):
             circulant[cell, (cell + offset) % 12] += weight
-    dense = NetworkParameters.random(
-        [12],
-        coupling="global",
-        gamma=0.5,
-        epsilon=0.05,
-        activation="identity",
-        kernel_position=circulant,
-        kernel_velocity=np.zeros((12, 12)),
+    # the same damped ring of 12 cells, once as a local kernel and once as its dense matrix
+    local, dense = (
+        NetworkParameters.random(
+            [12],
+            coupling=coupling,
+            gamma=0.5,
+            epsilon=0.05,
+            activation="identity",
+            kernel_position=position,
+            kernel_velocity=np.zeros_like(position),
+        )
+        for coupling, position in (("local", kernel), ("global", circulant))
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OscsimWarning)  # near the limit: the value matters

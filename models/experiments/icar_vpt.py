@@ -73,7 +73,6 @@ def score_checkpoint(
     model = icar_model_from_run(run)
     model.load_state_dict(state["model_state"])
     model.to(device)
-    horizon = int(state["task_state"].get("horizon", 60))
     result = paper_protocol(
         model,
         run.task,
@@ -81,8 +80,8 @@ def score_checkpoint(
         batches=batches,
         batch_size=batch_size,
         length=length,
+        horizon=int(state["task_state"].get("horizon", 60)),
         start=start,
-        horizon=horizon,
         device=device,
         progress=progress,
     )
