@@ -37,7 +37,10 @@ class LinearBins:
 
     def index(self, v: np.ndarray) -> np.ndarray:
         scale = self.n / (self.hi - self.lo)
-        idx = ((v - self.lo) * scale).astype(np.int32)
+        # An undefined value (NaN: a point of zero amplitude) lands in an end bin, where its
+        # weight, the amplitude, is zero; the cast would only warn about it.
+        with np.errstate(invalid="ignore"):
+            idx = ((v - self.lo) * scale).astype(np.int32)
         return _clip(idx, self.n)
 
 
