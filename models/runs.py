@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from oscsim.models.checkpoint import CheckpointError, load_checkpoint
 from oscsim.models.registry import RUN_BUILDERS, check_model, resolve, task_entry
+from oscsim.models.rotating import CHECKPOINT_KIND as PUBLISHED_ROTATING_KIND
 from oscsim.models.sequence import REFERENCE_OPTIONS, EmbeddedSequenceModel, build_sequence_model
 from oscsim.models.tasks import Task, build_task
 from oscsim.models.training import RunConfig
@@ -100,6 +101,11 @@ def model_from_checkpoint(
         No checkpoint at ``path`` or not an oscsim one.
     """
     state = load_checkpoint(path)
+    if isinstance(state["run"], dict) and state["run"].get("kind") == PUBLISHED_ROTATING_KIND:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is a published rotating-MNIST model, trained by its own "
+            "recipe: measure and draw it with oscsim experiment rotmnist_waves CKPT --out DIR"
+        )
     try:
         run = RunConfig(**state["run"])
     except TypeError as error:

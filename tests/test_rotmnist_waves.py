@@ -67,3 +67,18 @@ def test_command_writes_numbers_and_pictures(
 def test_command_refuses_bad_options(tmp_path: Path) -> None:
     with pytest.raises(OscsimInputError, match="--digits"):
         main([str(tmp_path / "none.pt"), "--out", str(tmp_path), "--digits", "0"])
+
+
+def test_evaluate_points_a_published_checkpoint_to_its_own_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from oscsim.cli import main as oscsim_main
+
+    checkpoint = tmp_path / "last.safetensors"
+    model = build_published_model("published2d", seed=0)
+    meta = {"recipe": {"model": "published2d", "seed": 0}, "step": 0, "epoch": 0.0}
+    save_published(checkpoint, model, None, meta)
+    assert oscsim_main(["evaluate", str(checkpoint)]) == 2
+    err = capsys.readouterr().err
+    assert "published rotating-MNIST" in err and "rotmnist_waves" in err
+    assert len(err.strip().splitlines()) == 1
